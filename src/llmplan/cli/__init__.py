@@ -1,0 +1,44 @@
+"""The `llmplan` command: a short router over one module per subcommand.
+
+Every subcommand is a thin layer over the Python API; errors of input (LlmplanError) are printed on one line
+to stderr with exit status 2, never as a traceback.
+"""
+
+from __future__ import annotations
+
+import sys
+
+import click
+import typer
+
+from llmplan.cli import gpus, models, params
+from llmplan.errors import LlmplanError
+
+app = typer.Typer(
+    name="llmplan",
+    help="Plan LLM training, fine-tuning and inference before renting GPUs: memory per GPU, time, cost, layout.",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+)
+for module in (models, gpus, params):
+    module.register(app)
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Entry point of the `llmplan` script and `python -m llmplan`; returns the exit status."""
+    command = typer.main.get_command(app)
+    try:
+        result = command.main(args=argv, prog_name="llmplan", standalone_mode=False)
+    except click.exceptions.Exit as exc:
+        return exc.exit_code
+    except click.ClickException as exc:
+        exc.show()
+        return 2
+    except click.exceptions.Abort:
+        print("aborted", file=sys.stderr)
+        return 1
+    except LlmplanError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    return result if isinstance(result, int) else 0

@@ -1,0 +1,296 @@
+"""What a training or fine-tuning job is (TrainingJob, PeftSpec) and how it is laid out (Layout).
+
+Choices are enums with a docstring per member. Validation that needs the model (tp dividing the heads, LoRA
+targets that exist) lives in `llmplan.estimate.validation`; what can be checked alone is checked here.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from enum import Enum
+
+from llmplan.errors import SpecError
+
+
+class Method(str, Enum):
+    """What is trained."""
+
+    FULL = "full"
+    """Every parameter."""
+    LORA = "lora"
+    """Low-rank adapters B·A on the target linears (Hu et al. 2021); base frozen."""
+    QLORA = "qlora"
+    """LoRA on a 4-bit NF4 base with double quantization (Dettmers et al. 2023)."""
+    DORA = "dora"
+    """LoRA plus a learned magnitude vector per output feature (Liu et al. 2024)."""
+    ADALORA = "adalora"
+    """SVD-form adapters P·Λ·Q with rank pruning (Zhang et al. 2023)."""
+    IA3 = "ia3"
+    """Learned scaling vectors on keys, values and the MLP's down-projection input (Liu et al. 2022)."""
+    PREFIX = "prefix"
+    """Prefix tuning: trainable key/value prefixes in every layer (Li & Liang 2021)."""
+    PROMPT = "prompt"
+    """Prompt tuning: trainable input embeddings only (Lester et al. 2021)."""
+    PTUNING = "ptuning"
+    """P-tuning v1: virtual tokens produced by a prompt encoder MLP (Liu et al. 2021)."""
+    PTUNING_V2 = "ptuning-v2"
+    """P-tuning v2: deep prompts in every layer (= prefix tuning without reparameterization in peft)."""
+    ADAPTER_HOULSBY = "adapter-houlsby"
+    """Bottleneck adapters after attention and after the MLP of every layer (Houlsby et al. 2019)."""
+    ADAPTER_PFEIFFER = "adapter-pfeiffer"
+    """One bottleneck adapter after the MLP of every layer (Pfeiffer et al. 2020)."""
+    BITFIT = "bitfit"
+    """Only the biases are trained (Ben Zaken et al. 2021)."""
+    LAYERNORM = "layernorm"
+    """Only the norm weights (and biases) are trained (peft's LN tuning, Zhao et al. 2023)."""
+    FREEZE = "freeze"
+    """Full fine-tuning of all but the first `freeze_layers` decoder layers (and the embeddings)."""
+
+
+class Precision(str, Enum):
+    """Weight and compute precision of training."""
+
+    FP32 = "fp32"
+    """Everything in fp32: 4 bytes per weight and gradient."""
+    FP16_MIXED = "fp16-mixed"
+    """fp32 master weights and optimizer, fp16 compute copies and gradients (Micikevicius et al. 2018)."""
+    BF16_MIXED = "bf16-mixed"
+    """As fp16-mixed with bf16 (the ZeRO paper's 16 bytes/param accounting; Megatron, DeepSpeed)."""
+    BF16 = "bf16"
+    """Pure bf16: weights, gradients and optimizer states in bf16, no master copy."""
+    FP16 = "fp16"
+    """Pure fp16 (seed 000's 'fp16 weights and gradients'); risky for training, kept for the worked examples."""
+    AMP_BF16 = "amp-bf16"
+    """torch.autocast over fp32 weights (HF Trainer `bf16=True`): fp32 weights, gradients and states; bf16
+    activations; transient bf16 weight casts per layer."""
+    FP8_MIXED = "fp8-mixed"
+    """bf16-mixed with fp8 GEMMs (Transformer Engine): fp8 copies of weights and saved activations."""
+
+
+class Optimizer(str, Enum):
+    """Optimizer and where its state lives."""
+
+    ADAMW = "adamw"
+    """Adam with decoupled weight decay: two fp32 states (m, v) per trainable parameter."""
+    ADAM8BIT = "adamw8bit"
+    """bitsandbytes 8-bit AdamW: two uint8 states + one fp32 absmax per 2048-block (Dettmers et al. 2022)."""
+    PAGED_ADAMW = "paged-adamw"
+    """bitsandbytes paged AdamW (32-bit states in unified memory, evicted to CPU under pressure)."""
+    PAGED_ADAMW_8BIT = "paged-adamw8bit"
+    """bitsandbytes paged 8-bit AdamW (the QLoRA paper's optimizer)."""
+    SGD = "sgd"
+    """Plain SGD: no state."""
+    SGD_MOMENTUM = "sgd-momentum"
+    """SGD with momentum: one state per parameter."""
+    ADAFACTOR = "adafactor"
+    """Adafactor with factored second moments: row + column vectors per matrix, no first moment
+    (Shazeer & Stern 2018)."""
+    LION = "lion"
+    """Lion: one momentum state (Chen et al. 2023)."""
+
+
+class OptimizerImpl(str, Enum):
+    """How PyTorch runs the optimizer step, which sets its temporaries."""
+
+    FOREACH = "foreach"
+    """Multi-tensor `_foreach_*` ops (the CUDA default): one full-size temporary per state update."""
+    FUSED = "fused"
+    """One fused kernel per parameter group: no full-size temporary."""
+    FOR_LOOP = "for-loop"
+    """One parameter at a time: temporaries of the largest single parameter."""
+    IN_BACKWARD = "in-backward"
+    """Step fused into backward (per-parameter hooks): each gradient is freed right after its update."""
+
+
+class Recompute(str, Enum):
+    """Activation recomputation (gradient checkpointing)."""
+
+    NONE = "none"
+    """Keep every activation for the backward pass."""
+    SELECTIVE = "selective"
+    """Recompute the attention core (scores, softmax, dropout) only (Korthikanti et al. 2022, section 4.2)."""
+    FULL = "full"
+    """Keep only each layer's input; rerun the layer's forward in backward (Chen et al. 2016)."""
+
+
+class AttentionImpl(str, Enum):
+    """Attention kernel, which decides whether the s x s scores are stored."""
+
+    EAGER = "eager"
+    """Explicit softmax(QK^T)V: the scores and probabilities (b·heads·s² each) are materialised and saved."""
+    SDPA = "sdpa"
+    """torch.nn.functional.scaled_dot_product_attention (memory-efficient / flash backends): no s² tensor."""
+    FLASH = "flash"
+    """flash-attn 2 kernels (Dao 2023): no s² tensor; saves the output and a logsumexp per row."""
+
+
+class ZeroStage(int, Enum):
+    """DeepSpeed ZeRO stage (Rajbhandari et al. 2020, section 5)."""
+
+    NONE = 0
+    """Plain data parallel: every rank holds everything."""
+    OPTIMIZER = 1
+    """Optimizer states (and fp32 master weights) sharded over the data-parallel group."""
+    GRADIENTS = 2
+    """Also gradients sharded (reduce-scatter)."""
+    PARAMETERS = 3
+    """Also parameters sharded; gathered layer by layer for forward and backward."""
+
+
+class FsdpStrategy(str, Enum):
+    """PyTorch FSDP sharding strategies, and their ZeRO equivalent."""
+
+    FULL_SHARD = "full-shard"
+    """Parameters, gradients and optimizer states sharded (ZeRO-3)."""
+    SHARD_GRAD_OP = "shard-grad-op"
+    """Gradients and optimizer states sharded, parameters kept after forward (ZeRO-2)."""
+    HYBRID_SHARD = "hybrid-shard"
+    """Full shard within a node, replicated across nodes."""
+    NO_SHARD = "no-shard"
+    """DDP-equivalent."""
+
+
+class OffloadTarget(str, Enum):
+    """Where offloaded state lives."""
+
+    NONE = "none"
+    CPU = "cpu"
+    """Host RAM (ZeRO-Offload, Ren et al. 2021)."""
+    NVME = "nvme"
+    """NVMe through host buffers (ZeRO-Infinity, Rajbhandari et al. 2021)."""
+
+
+class PipelineSchedule(str, Enum):
+    """Pipeline-parallel schedule (Narayanan et al. 2021)."""
+
+    GPIPE = "gpipe"
+    """All forwards then all backwards: every micro-batch's activations in flight on every stage."""
+    ONE_F_ONE_B = "1f1b"
+    """One forward one backward: stage i keeps at most pp - i micro-batches in flight."""
+    INTERLEAVED = "interleaved"
+    """1F1B with virtual stages: (1 + (pp-1)/(pp·v)) times stage-0's 1F1B activations."""
+
+
+@dataclass(frozen=True, kw_only=True, slots=True)
+class PeftSpec:
+    """Settings of the PEFT methods; each field is read only by the methods it names."""
+
+    lora_rank: int = 8
+    """r of LoRA / QLoRA / DoRA; the initial rank of AdaLoRA."""
+    lora_alpha: float = 16
+    lora_targets: tuple[str, ...] = ("q_proj", "v_proj")
+    """Leaf names of the linears to adapt, or ("all-linear",) for every linear but the head (peft's rule)."""
+    lora_dropout: float = 0.0
+    """Dropout on the adapter input; > 0 saves a mask and a dropped copy of the input."""
+    num_virtual_tokens: int = 20
+    """Prefix / prompt / p-tuning length."""
+    encoder_hidden_size: int | None = None
+    """P-tuning prompt-encoder MLP width (peft default: the model's hidden size)."""
+    prefix_projection: bool = False
+    """Prefix tuning with the reparameterization MLP (peft `prefix_projection`)."""
+    adapter_size: int = 64
+    """Bottleneck width of Houlsby / Pfeiffer adapters."""
+    freeze_layers: int = 0
+    """Method FREEZE: the number of leading decoder layers kept frozen."""
+    quant_double: bool = True
+    """QLoRA double quantization of the absmax constants (Dettmers et al. 2023, section 3)."""
+    quant_block_size: int = 64
+    """QLoRA NF4 block size (bitsandbytes default 64)."""
+
+    def __post_init__(self) -> None:
+        _positive("lora_rank", self.lora_rank)
+        _positive("num_virtual_tokens", self.num_virtual_tokens)
+        _positive("adapter_size", self.adapter_size)
+        _positive("quant_block_size", self.quant_block_size)
+        if self.freeze_layers < 0:
+            raise SpecError("freeze_layers", f"{self.freeze_layers} is negative (allowed: integers >= 0)")
+        if not 0 <= self.lora_dropout < 1:
+            raise SpecError("lora_dropout", f"{self.lora_dropout} is out of range (allowed: 0 <= p < 1)")
+        if not self.lora_targets:
+            raise SpecError("lora_targets", "is empty (allowed: module names such as q_proj, or all-linear)")
+
+
+@dataclass(frozen=True, kw_only=True, slots=True)
+class TrainingJob:
+    """One training or fine-tuning step's settings."""
+
+    method: Method = Method.FULL
+    precision: Precision = Precision.BF16_MIXED
+    optimizer: Optimizer = Optimizer.ADAMW
+    optimizer_impl: OptimizerImpl = OptimizerImpl.FOREACH
+    micro_batch_size: int = 1
+    """Sequences per GPU per forward/backward."""
+    seq_len: int = 2048
+    grad_accum_steps: int = 1
+    recompute: Recompute = Recompute.NONE
+    attention: AttentionImpl = AttentionImpl.SDPA
+    packing: bool = False
+    """Sample packing into fixed-length rows (no padding; the activation peak is that of seq_len)."""
+    chunked_ce: bool = False
+    """Cross-entropy computed in chunks so that full fp32 logits are never materialised (e.g. Liger kernel)."""
+    activation_offload: bool = False
+    """Saved activations copied to host memory during forward (torchtune / Megatron CPU offload)."""
+    peft: PeftSpec = field(default_factory=PeftSpec)
+
+    def __post_init__(self) -> None:
+        _positive("micro_batch_size", self.micro_batch_size)
+        _positive("seq_len", self.seq_len)
+        _positive("grad_accum_steps", self.grad_accum_steps)
+
+    @property
+    def tokens_per_micro_batch(self) -> int:
+        return self.micro_batch_size * self.seq_len
+
+
+@dataclass(frozen=True, kw_only=True, slots=True)
+class Layout:
+    """Parallel degrees and sharding. dp·tp·pp·cp must equal the number of GPUs; ep divides dp·cp·tp."""
+
+    dp: int = 1
+    tp: int = 1
+    pp: int = 1
+    cp: int = 1
+    ep: int = 1
+    sequence_parallel: bool = False
+    """Megatron sequence parallelism: norms and dropout activations split over tp (Korthikanti et al. 2022)."""
+    zero: ZeroStage = ZeroStage.NONE
+    fsdp: FsdpStrategy | None = None
+    """When set, FSDP replaces ZeRO (`zero` must stay 0)."""
+    offload_optimizer: OffloadTarget = OffloadTarget.NONE
+    offload_params: OffloadTarget = OffloadTarget.NONE
+    pp_schedule: PipelineSchedule = PipelineSchedule.ONE_F_ONE_B
+    pp_virtual_stages: int = 1
+
+    def __post_init__(self) -> None:
+        for name in ("dp", "tp", "pp", "cp", "ep", "pp_virtual_stages"):
+            _positive(name, getattr(self, name))
+        if self.fsdp is not None and self.zero is not ZeroStage.NONE:
+            raise SpecError("zero", "cannot be combined with fsdp (choose ZeRO or FSDP, not both)")
+        if self.offload_params is not OffloadTarget.NONE and self.sharding_stage < 3:
+            raise SpecError(
+                "offload_params",
+                "parameter offload needs parameters sharded (allowed with --zero 3 or --fsdp full-shard)",
+            )
+        if self.sequence_parallel and self.tp == 1:
+            raise SpecError("sequence_parallel", "needs tp > 1 (it splits activations over the tp group)")
+
+    @property
+    def num_gpus(self) -> int:
+        return self.dp * self.tp * self.pp * self.cp
+
+    @property
+    def sharding_stage(self) -> int:
+        """The ZeRO stage, with FSDP strategies mapped to theirs (full-shard and hybrid-shard 3, grad-op 2)."""
+        if self.fsdp is None:
+            return int(self.zero)
+        return {
+            FsdpStrategy.FULL_SHARD: 3,
+            FsdpStrategy.HYBRID_SHARD: 3,
+            FsdpStrategy.SHARD_GRAD_OP: 2,
+            FsdpStrategy.NO_SHARD: 0,
+        }[self.fsdp]
+
+
+def _positive(name: str, value: int) -> None:
+    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+        raise SpecError(name, f"{value!r} is out of range (allowed: integers >= 1)")
