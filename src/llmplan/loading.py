@@ -44,8 +44,8 @@ def fetch_hub_config(repo_id: str) -> dict[str, Any]:
         raise LlmplanError(f"model: the hub has no config.json for {repo_id!r} (check the id, or pass a local file)") from None
     except Exception as exc:  # network, proxy, auth: huggingface_hub raises many types for these
         raise LlmplanError(
-            f"model: could not fetch config.json of {repo_id!r} from the Hugging Face hub "
-            f"({type(exc).__name__}); offline, download it elsewhere and pass the local path to config.json"
+            f"model: could not fetch config.json of {repo_id!r} from the Hugging Face hub ({type(exc).__name__}: "
+            "offline or unreachable); download config.json elsewhere and pass its local path instead"
         ) from None
     return read_config_file(Path(path))
 
@@ -69,5 +69,8 @@ def load_model(ref: str) -> ModelSpec:
     if ref.endswith(".json") or ref.startswith((".", "/", "~")):
         raise SpecError("model", f"no such file: {ref}")
     if _looks_like_hub_id(ref):
+        known = catalog.find_by_hub_id(ref)
+        if known is not None:
+            return parse_config(known.config, known.id)
         return parse_config(fetch_hub_config(ref), ref)
     raise UnknownIdError("model", ref, catalog.suggest(ref, catalog.model_ids()))

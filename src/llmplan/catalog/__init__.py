@@ -79,6 +79,15 @@ def is_model_id(ref: str) -> bool:
     return ref.lower() in model_ids()
 
 
+def find_by_hub_id(hub_id: str) -> CatalogModel | None:
+    """The catalog entry published under this hub id (case-insensitive), so known models need no network."""
+    key = hub_id.lower()
+    for entry in model_entries():
+        if entry.hub_id and entry.hub_id.lower() == key:
+            return entry
+    return None
+
+
 def _link(data: dict[str, Any] | None) -> Link | None:
     if not data:
         return None
