@@ -9,7 +9,22 @@ from __future__ import annotations
 from collections.abc import Callable, Mapping
 from typing import Any
 
-from llmplan.adapters import llama
+from llmplan.adapters import (
+    baichuan,
+    bloom,
+    chatglm,
+    deepseek,
+    falcon,
+    gpt2,
+    gpt_bigcode,
+    gpt_neox,
+    gptj,
+    internlm2,
+    llama,
+    opt,
+    qwen,
+    starcoder2,
+)
 from llmplan.adapters._config import ConfigView
 from llmplan.errors import SpecError, UnsupportedModelError
 from llmplan.specs.model import ModelSpec
@@ -30,6 +45,20 @@ ADAPTERS: dict[str, Adapter] = {
     "phi3": llama.phi3,
     "glm": llama.glm,
     "glm4": llama.glm,
+    "qwen": qwen.qwen,
+    "gpt_bigcode": gpt_bigcode.gpt_bigcode,
+    "gpt2": gpt2.gpt2,
+    "opt": opt.opt,
+    "bloom": bloom.bloom,
+    "falcon": falcon.falcon,
+    "gpt_neox": gpt_neox.gpt_neox,
+    "gptj": gptj.gptj,
+    "starcoder2": starcoder2.starcoder2,
+    "deepseek_v2": deepseek.deepseek,
+    "deepseek_v3": deepseek.deepseek,
+    "chatglm": chatglm.chatglm,
+    "baichuan": baichuan.baichuan,
+    "internlm2": internlm2.internlm2,
 }
 
 

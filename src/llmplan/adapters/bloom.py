@@ -25,11 +25,22 @@ def bloom(cfg: ConfigView) -> ModelSpec:
     layer_norm = NormKind.LAYER
     block = Block(
         linears=(
-            *b.fused_qkv_o("self_attention", hidden, heads, heads, hidden // heads, qkv_bias=True, o_bias=True,
-                           names=("query_key_value", "dense")),
+            *b.fused_qkv_o(
+                "self_attention",
+                hidden,
+                heads,
+                heads,
+                hidden // heads,
+                qkv_bias=True,
+                o_bias=True,
+                names=("query_key_value", "dense"),
+            ),
             *b.plain_mlp("mlp", hidden, 4 * hidden, bias=True, names=("dense_h_to_4h", "dense_4h_to_h")),
         ),
-        tensors=(*b.norm("input_layernorm", hidden, layer_norm), *b.norm("post_attention_layernorm", hidden, layer_norm)),
+        tensors=(
+            *b.norm("input_layernorm", hidden, layer_norm),
+            *b.norm("post_attention_layernorm", hidden, layer_norm),
+        ),
     )
     return ModelSpec(
         name=cfg.source,

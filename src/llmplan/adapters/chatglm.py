@@ -1,21 +1,21 @@
-"""Adapter for model_type "chatglm" (remote code; not in transformers), following THUDM's `modeling_chatglm.py`.
+"""Adapter for model_type "chatglm" (remote code, not in transformers), after THUDM's `modeling_chatglm.py`.
 
 Two generations share the model_type and are told apart by their config keys:
 
-ChatGLM-6B (v1; keys `inner_hidden_size`, `position_encoding_2d`, `vocab_size`, `max_sequence_length`):
-GLM blocks with LayerNorm (weight + bias) `input_layernorm` / `post_attention_layernorm`, fused biased
+ChatGLM-6B (v1; keys `inner_hidden_size`, `position_encoding_2d`, `vocab_size`, `max_sequence_length`): GLM
+blocks with LayerNorm (weight + bias) `input_layernorm` / `post_attention_layernorm`, fused biased
 `attention.query_key_value` (h -> 3h) and `attention.dense`, a plain GELU MLP `mlp.dense_h_to_4h` /
 `mlp.dense_4h_to_h` of `inner_hidden_size` with biases, `transformer.final_layernorm`; 2-D rotary positions.
-The `lm_head` is tied to `transformer.word_embeddings` (transformers' default `tie_word_embeddings`, which
-the published config leaves unset; the model card's 6.2B counts the table once).
+The `lm_head` is tied to `transformer.word_embeddings` (transformers' default `tie_word_embeddings`, which the
+published config leaves unset; the model card's 6.2B counts the table once).
 
 ChatGLM2-6B / ChatGLM3-6B / GLM-4-9B remote code (v2; keys `padded_vocab_size`, `ffn_hidden_size`,
-`kv_channels`, `multi_query_attention`, `num_layers`): RMSNorm when `rmsnorm`; `self_attention.query_key_value`
-of heads·kv_channels + 2·kv_channels·`multi_query_group_num` when `multi_query_attention` (3·heads·kv_channels
-otherwise), biased when `add_bias_linear` or `add_qkv_bias`; `self_attention.dense` and the MLP biased when
-`add_bias_linear`; SwiGLU with a fused `dense_h_to_4h` of 2·`ffn_hidden_size`; `final_layernorm` when
-`post_layer_norm`; an untied `transformer.output_layer` over `padded_vocab_size`. The sizes are required; the
-flags default as in THUDM's `ChatGLMConfig`.
+`kv_channels`, `multi_query_attention`, `num_layers`): RMSNorm when `rmsnorm`;
+`self_attention.query_key_value` of heads·kv_channels + 2·kv_channels·`multi_query_group_num` when
+`multi_query_attention` (3·heads·kv_channels otherwise), biased when `add_bias_linear` or `add_qkv_bias`;
+`self_attention.dense` and the MLP biased when `add_bias_linear`; SwiGLU with a fused `dense_h_to_4h` of
+2·`ffn_hidden_size`; `final_layernorm` when `post_layer_norm`; an untied `transformer.output_layer` over
+`padded_vocab_size`. The sizes are required; the flags default as in THUDM's `ChatGLMConfig`.
 """
 
 from __future__ import annotations
@@ -51,8 +51,16 @@ def _chatglm1(cfg: ConfigView) -> ModelSpec:
     inner = cfg.int("inner_hidden_size", 4 * hidden)
     block = Block(
         linears=(
-            *b.fused_qkv_o("attention", hidden, heads, heads, hidden // heads, qkv_bias=True, o_bias=True,
-                           names=("query_key_value", "dense")),
+            *b.fused_qkv_o(
+                "attention",
+                hidden,
+                heads,
+                heads,
+                hidden // heads,
+                qkv_bias=True,
+                o_bias=True,
+                names=("query_key_value", "dense"),
+            ),
             *b.plain_mlp("mlp", hidden, inner, bias=True, names=("dense_h_to_4h", "dense_4h_to_h")),
         ),
         tensors=(
@@ -104,14 +112,30 @@ def _chatglm2(cfg: ConfigView) -> ModelSpec:
     norm_kind = NormKind.RMS if cfg.bool("rmsnorm", True) else NormKind.LAYER
     block = Block(
         linears=(
-            *b.fused_qkv_o("self_attention", hidden, heads, kv_heads, head_dim,
-                           qkv_bias=bias or cfg.bool("add_qkv_bias", False), o_bias=bias,
-                           names=("query_key_value", "dense")),
-            *b.gated_mlp("mlp", hidden, ffn, bias=bias, fused=True, names=("dense_h_to_4h", "", "dense_4h_to_h")),
+            *b.fused_qkv_o(
+                "self_attention",
+                hidden,
+                heads,
+                kv_heads,
+                head_dim,
+                qkv_bias=bias or cfg.bool("add_qkv_bias", False),
+                o_bias=bias,
+                names=("query_key_value", "dense"),
+            ),
+            *b.gated_mlp(
+                "mlp", hidden, ffn, bias=bias, fused=True, names=("dense_h_to_4h", "", "dense_4h_to_h")
+            ),
         ),
-        tensors=(*b.norm("input_layernorm", hidden, norm_kind), *b.norm("post_attention_layernorm", hidden, norm_kind)),
+        tensors=(
+            *b.norm("input_layernorm", hidden, norm_kind),
+            *b.norm("post_attention_layernorm", hidden, norm_kind),
+        ),
     )
-    final = b.norm("transformer.encoder.final_layernorm", hidden, norm_kind) if cfg.bool("post_layer_norm", True) else ()
+    final = (
+        b.norm("transformer.encoder.final_layernorm", hidden, norm_kind)
+        if cfg.bool("post_layer_norm", True)
+        else ()
+    )
     return ModelSpec(
         name=cfg.source,
         model_type="chatglm",

@@ -13,8 +13,8 @@ MLP `mlp.shared_experts` of n_shared_experts·moe_intermediate_size. DeepSeek's 
 published config sets it to 1, where both agree.
 
 V3 adds the router's `e_score_correction_bias` (E per MoE layer), the bias of auxiliary-loss-free load
-balancing (DeepSeek-V3 report, section 2.1.2). It is in the checkpoint and counted here; transformers v5
-registers it as a persistent buffer, not a parameter, so `model.parameters()` leaves it out.
+balancing (DeepSeek-V3 report, section 2.1.2). transformers v5 registers it as a buffer, not a parameter, so
+it is left out of the count like `model.parameters()` leaves it out (14,848 floats in all, negligible memory).
 
 DeepSeek-V3's multi-token-prediction module (`num_nextn_predict_layers` = 1: one more decoder layer with its
 own projection and norms, about 14B of the published 685B) is not built by transformers and is not counted:
@@ -49,12 +49,16 @@ def _mla(cfg: ConfigView) -> MlaSpec:
     )
 
 
-def _attention(mla: MlaSpec, hidden: int, heads: int, bias: bool) -> tuple[tuple[Linear, ...], tuple[Tensor, ...]]:
+def _attention(
+    mla: MlaSpec, hidden: int, heads: int, bias: bool
+) -> tuple[tuple[Linear, ...], tuple[Tensor, ...]]:
     """MLA projections (linears) and its two latent RMSNorms (tensors, counted with attention)."""
     att = Group.ATTENTION
     qk_head_dim = mla.qk_nope_head_dim + mla.qk_rope_head_dim
     if mla.q_lora_rank is None:
-        query: tuple[Linear, ...] = (Linear("self_attn.q_proj", hidden, heads * qk_head_dim, False, att, b.COL),)
+        query: tuple[Linear, ...] = (
+            Linear("self_attn.q_proj", hidden, heads * qk_head_dim, False, att, b.COL),
+        )
         norms: tuple[Tensor, ...] = ()
     else:
         query = (
@@ -64,9 +68,17 @@ def _attention(mla: MlaSpec, hidden: int, heads: int, bias: bool) -> tuple[tuple
         norms = (Tensor("self_attn.q_a_layernorm.weight", mla.q_lora_rank, att),)
     linears = (
         *query,
-        Linear("self_attn.kv_a_proj_with_mqa", hidden, mla.kv_lora_rank + mla.qk_rope_head_dim, bias, att, b.REP),
-        Linear("self_attn.kv_b_proj", mla.kv_lora_rank, heads * (mla.qk_nope_head_dim + mla.v_head_dim), False,
-               att, b.COL),
+        Linear(
+            "self_attn.kv_a_proj_with_mqa", hidden, mla.kv_lora_rank + mla.qk_rope_head_dim, bias, att, b.REP
+        ),
+        Linear(
+            "self_attn.kv_b_proj",
+            mla.kv_lora_rank,
+            heads * (mla.qk_nope_head_dim + mla.v_head_dim),
+            False,
+            att,
+            b.COL,
+        ),
         Linear("self_attn.o_proj", heads * mla.v_head_dim, hidden, bias, att, b.ROW),
     )
     return linears, (*norms, Tensor("self_attn.kv_a_layernorm.weight", mla.kv_lora_rank, att))
@@ -84,19 +96,26 @@ def _moe(cfg: ConfigView) -> MoeSpec:
     )
 
 
-def _moe_mlp(moe: MoeSpec, hidden: int, *, mlp_bias: bool, correction_bias: bool) -> tuple[tuple[Linear, ...], tuple[Tensor, ...]]:
+def _moe_mlp(
+    moe: MoeSpec, hidden: int, *, mlp_bias: bool
+) -> tuple[tuple[Linear, ...], tuple[Tensor, ...]]:
     linears: tuple[Linear, ...] = (
         b.router("mlp.gate", hidden, moe.num_experts),
-        *b.routed_experts("mlp.experts", hidden, moe.expert_intermediate_size, moe.num_experts,
-                          moe.experts_per_token),
+        *b.routed_experts(
+            "mlp.experts", hidden, moe.expert_intermediate_size, moe.num_experts, moe.experts_per_token
+        ),
     )
     if moe.shared_intermediate_size:
-        linears += b.gated_mlp("mlp.shared_experts", hidden, moe.shared_intermediate_size, bias=mlp_bias,
-                               group=Group.SHARED_EXPERTS)
-    tensors: tuple[Tensor, ...] = ()
-    if correction_bias:
-        tensors = (Tensor("mlp.gate.e_score_correction_bias", moe.num_experts, Group.ROUTER, is_bias=True),)
-    return linears, tensors
+        linears += b.gated_mlp(
+            "mlp.shared_experts",
+            hidden,
+            moe.shared_intermediate_size,
+            bias=mlp_bias,
+            group=Group.SHARED_EXPERTS,
+        )
+    # V3's `e_score_correction_bias` (E floats per MoE layer) is a buffer in transformers, not a parameter: it
+    # is left out of the parameter count, as `model.parameters()` leaves it out (14,848 floats in DeepSeek-V3).
+    return linears, ()
 
 
 def deepseek(cfg: ConfigView) -> ModelSpec:
@@ -114,12 +133,15 @@ def deepseek(cfg: ConfigView) -> ModelSpec:
     first_dense = cfg.int("first_k_dense_replace", 0, minimum=0)
     freq = cfg.int("moe_layer_freq", 1)
     att_linears, att_norms = _attention(mla, hidden, heads, cfg.bool("attention_bias", False))
-    norms = (*b.norm("input_layernorm", hidden, NormKind.RMS), *b.norm("post_attention_layernorm", hidden, NormKind.RMS))
+    norms = (
+        *b.norm("input_layernorm", hidden, NormKind.RMS),
+        *b.norm("post_attention_layernorm", hidden, NormKind.RMS),
+    )
     blocks = []
     for i in range(layers):
         sparse = i >= first_dense and i % freq == 0
         if sparse:
-            ffn, ffn_tensors = _moe_mlp(moe, hidden, mlp_bias=mlp_bias, correction_bias=is_v3)
+            ffn, ffn_tensors = _moe_mlp(moe, hidden, mlp_bias=mlp_bias)
         else:
             ffn, ffn_tensors = b.gated_mlp("mlp", hidden, intermediate, bias=mlp_bias), ()
         blocks.append(

@@ -51,8 +51,16 @@ def falcon(cfg: ConfigView) -> ModelSpec:
     bias = cfg.bool("bias", False)
     block = Block(
         linears=(
-            *b.fused_qkv_o("self_attention", hidden, heads, kv_heads, head_dim, qkv_bias=bias, o_bias=bias,
-                           names=("query_key_value", "dense")),
+            *b.fused_qkv_o(
+                "self_attention",
+                hidden,
+                heads,
+                kv_heads,
+                head_dim,
+                qkv_bias=bias,
+                o_bias=bias,
+                names=("query_key_value", "dense"),
+            ),
             *b.plain_mlp("mlp", hidden, ffn, bias=bias, names=("dense_h_to_4h", "dense_4h_to_h")),
         ),
         tensors=_layer_norms(cfg, hidden, new_arch),

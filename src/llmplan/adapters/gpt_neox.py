@@ -1,10 +1,10 @@
 """Adapter for GPT-NeoX / Pythia (transformers `models/gpt_neox/modeling_gpt_neox.py`, v5.23).
 
-Fused `attention.query_key_value` (h -> 3h) and `attention.dense`, biased when `attention_bias` (default true);
-a plain GELU MLP with biases; two LayerNorms per layer; rotary embeddings on the first
-`rotary_pct` (`partial_rotary_factor`) of each head, no parameters. With `use_parallel_residual` (default true)
-attention and MLP read the same input. The head is a separate, untied matrix: published checkpoints call it
-`embed_out`, transformers v5 names the module `lm_head`.
+Fused `attention.query_key_value` (h -> 3h) and `attention.dense`, biased when `attention_bias` (default
+true); a plain GELU MLP with biases; two LayerNorms per layer; rotary embeddings on the first `rotary_pct`
+(`partial_rotary_factor`) of each head, no parameters. With `use_parallel_residual` (default true) attention
+and MLP read the same input. The head is a separate, untied matrix: published checkpoints call it `embed_out`,
+transformers v5 names the module `lm_head`.
 """
 
 from __future__ import annotations
@@ -25,8 +25,16 @@ def gpt_neox(cfg: ConfigView) -> ModelSpec:
     att_bias = cfg.bool("attention_bias", True)
     block = Block(
         linears=(
-            *b.fused_qkv_o("attention", hidden, heads, heads, hidden // heads, qkv_bias=att_bias, o_bias=att_bias,
-                           names=("query_key_value", "dense")),
+            *b.fused_qkv_o(
+                "attention",
+                hidden,
+                heads,
+                heads,
+                hidden // heads,
+                qkv_bias=att_bias,
+                o_bias=att_bias,
+                names=("query_key_value", "dense"),
+            ),
             *b.plain_mlp("mlp", hidden, intermediate, bias=True, names=("dense_h_to_4h", "dense_4h_to_h")),
         ),
         tensors=(

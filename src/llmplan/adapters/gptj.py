@@ -1,9 +1,9 @@
 """Adapter for GPT-J (transformers `models/gptj/modeling_gptj.py`, v5.23).
 
-One LayerNorm per layer (`ln_1`) feeds attention and MLP in parallel. Separate bias-free q/k/v/out projections;
-a plain GELU MLP (`fc_in`, `fc_out`, `n_inner` wide, default 4·n_embd) with biases. Rotary embeddings on the
-first `rotary_dim` channels of each head (no parameters). The head is untied and, unlike most models, has a
-bias.
+One LayerNorm per layer (`ln_1`) feeds attention and MLP in parallel. Separate bias-free q/k/v/out
+projections; a plain GELU MLP (`fc_in`, `fc_out`, `n_inner` wide, default 4·n_embd) with biases. Rotary
+embeddings on the first `rotary_dim` channels of each head (no parameters). The head is untied and, unlike
+most models, has a bias.
 """
 
 from __future__ import annotations
@@ -23,8 +23,16 @@ def gptj(cfg: ConfigView) -> ModelSpec:
     inner = cfg.int("n_inner", 4 * hidden)
     block = Block(
         linears=(
-            *b.qkvo("attn", hidden, heads, heads, hidden // heads, qkv_bias=False, o_bias=False,
-                    names=("q_proj", "k_proj", "v_proj", "out_proj")),
+            *b.qkvo(
+                "attn",
+                hidden,
+                heads,
+                heads,
+                hidden // heads,
+                qkv_bias=False,
+                o_bias=False,
+                names=("q_proj", "k_proj", "v_proj", "out_proj"),
+            ),
             *b.plain_mlp("mlp", hidden, inner, bias=True, names=("fc_in", "fc_out")),
         ),
         tensors=b.norm("ln_1", hidden, NormKind.LAYER),

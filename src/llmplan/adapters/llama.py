@@ -38,12 +38,13 @@ class Shape:
     intermediate: int
 
 
-def read_shape(cfg: ConfigView, *, intermediate_default: int | None = None) -> Shape:
+def read_shape(cfg: ConfigView, *, head_dim_default: int | None = None) -> Shape:
+    """Validated shape; `head_dim` defaults to hidden / heads unless the config class says otherwise (GLM: 128)."""
     hidden = cfg.int("hidden_size")
     heads = cfg.int("num_attention_heads")
     kv_heads = cfg.int("num_key_value_heads", heads)
-    if cfg.has("head_dim"):
-        head_dim = cfg.int("head_dim")
+    if cfg.has("head_dim") or head_dim_default is not None:
+        head_dim = cfg.int("head_dim", head_dim_default)
     else:
         cfg.divides("hidden_size", hidden, "num_attention_heads", heads)
         head_dim = hidden // heads
@@ -55,7 +56,7 @@ def read_shape(cfg: ConfigView, *, intermediate_default: int | None = None) -> S
         heads=heads,
         kv_heads=kv_heads,
         head_dim=head_dim,
-        intermediate=cfg.int("intermediate_size", intermediate_default),
+        intermediate=cfg.int("intermediate_size"),
     )
 
 
@@ -198,7 +199,7 @@ def qwen_moe(cfg: ConfigView) -> ModelSpec:
         extra = _qk_norms(shape.head_dim)
     kinds = layer_attention_kinds(cfg, shape.layers)
     blocks = []
-    for kind, sparse in zip(kinds, _moe_layer_flags(cfg, shape.layers)):
+    for kind, sparse in zip(kinds, _moe_layer_flags(cfg, shape.layers), strict=True):
         attn = b.qkvo("self_attn", shape.hidden, shape.heads, shape.kv_heads, shape.head_dim,
                       qkv_bias=qkv_bias, o_bias=o_bias)
         if sparse:
@@ -315,7 +316,7 @@ def glm(cfg: ConfigView) -> ModelSpec:
     q/k/v biased (`attention_bias`, true in the published configs), o not; fused `gate_up_proj`; GLM-4 adds
     `post_self_attn_layernorm` and `post_mlp_layernorm` (four norms per layer).
     """
-    shape = read_shape(cfg)
+    shape = read_shape(cfg, head_dim_default=128)  # GlmConfig.head_dim defaults to 128
     bias = cfg.bool("attention_bias", True)
     names = ["input_layernorm", "post_attention_layernorm"]
     if cfg.str("model_type", "glm") == "glm4":

@@ -37,22 +37,37 @@ def opt(cfg: ConfigView) -> ModelSpec:
     affine = cfg.bool("layer_norm_elementwise_affine", True)
     block = Block(
         linears=(
-            *b.qkvo("self_attn", hidden, heads, heads, hidden // heads, qkv_bias=bias, o_bias=bias,
-                    names=("q_proj", "k_proj", "v_proj", "out_proj")),
+            *b.qkvo(
+                "self_attn",
+                hidden,
+                heads,
+                heads,
+                hidden // heads,
+                qkv_bias=bias,
+                o_bias=bias,
+                names=("q_proj", "k_proj", "v_proj", "out_proj"),
+            ),
             Linear("fc1", hidden, ffn, bias, Group.MLP, b.COL),
             Linear("fc2", ffn, hidden, bias, Group.MLP, b.ROW),
         ),
-        tensors=(*_layer_norm("self_attn_layer_norm", hidden, affine), *_layer_norm("final_layer_norm", hidden, affine)),
+        tensors=(
+            *_layer_norm("self_attn_layer_norm", hidden, affine),
+            *_layer_norm("final_layer_norm", hidden, affine),
+        ),
     )
     embedding: tuple[Tensor, ...] = (
         b.embedding("model.decoder.embed_tokens.weight", vocab, embed_dim),
-        Tensor("model.decoder.embed_positions.weight", (positions + POSITION_OFFSET) * hidden, Group.POSITION),
+        Tensor(
+            "model.decoder.embed_positions.weight", (positions + POSITION_OFFSET) * hidden, Group.POSITION
+        ),
     )
     final_linears: tuple[Linear, ...] = ()
     if embed_dim != hidden:
         embedding += (Tensor("model.decoder.project_in.weight", embed_dim * hidden, Group.EMBEDDING),)
         final_linears = (Linear("model.decoder.project_out", hidden, embed_dim, False, Group.LM_HEAD, b.REP),)
-    has_final_norm = cfg.bool("do_layer_norm_before", True) and not cfg.bool("_remove_final_layer_norm", False)
+    has_final_norm = cfg.bool("do_layer_norm_before", True) and not cfg.bool(
+        "_remove_final_layer_norm", False
+    )
     final = _layer_norm("model.decoder.final_layer_norm", hidden, affine) if has_final_norm else ()
     return ModelSpec(
         name=cfg.source,

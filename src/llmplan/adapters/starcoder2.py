@@ -20,8 +20,15 @@ def starcoder2(cfg: ConfigView) -> ModelSpec:
     window = cfg.optional_int("sliding_window")
     block = Block(
         linears=(
-            *b.qkvo("self_attn", shape.hidden, shape.heads, shape.kv_heads, shape.head_dim,
-                    qkv_bias=bias, o_bias=bias),
+            *b.qkvo(
+                "self_attn",
+                shape.hidden,
+                shape.heads,
+                shape.kv_heads,
+                shape.head_dim,
+                qkv_bias=bias,
+                o_bias=bias,
+            ),
             *b.plain_mlp("mlp", shape.hidden, shape.intermediate, bias=bias, names=("c_fc", "c_proj")),
         ),
         tensors=(

@@ -1,0 +1,70 @@
+"""Adapter for Qwen (v1: Qwen-1.8B / 7B / 14B / 72B), `model_type` "qwen", remote code only.
+
+transformers has no native Qwen v1 class: the published repositories ship `modeling_qwen.py` (loaded with
+`trust_remote_code`, which llmplan never does). The config is parsed as data, following that file's
+`QWenBlock.__init__` (read through vLLM's port, `vllm/model_executor/models/qwen.py`, which loads the same
+checkpoints):
+
+- `transformer.wte` (vocab x hidden), no position table (RoPE, `rotary_emb_base`);
+- per layer: RMSNorms `ln_1`, `ln_2`; attention `attn.c_attn` (hidden -> 3·hidden, fused q|k|v, with bias)
+  and `attn.c_proj` (hidden -> hidden, no bias); MLP `mlp.w1`, `mlp.w2` (hidden -> intermediate_size / 2
+  each, no bias) and `mlp.c_proj` (intermediate_size / 2 -> hidden, no bias): SwiGLU `c_proj(w1(x) *
+  silu(w2(x)))`, so the config's `intermediate_size` counts both branches;
+- final RMSNorm `transformer.ln_f`, untied `lm_head`.
+
+Heads have `kv_channels` dimensions (128 in every published size); there is no GQA in v1.
+"""
+
+from __future__ import annotations
+
+from llmplan.adapters import _build as b
+from llmplan.adapters._config import ConfigView
+from llmplan.specs.model import Block, Group, Linear, MlpKind, ModelSpec, NormKind, PositionKind
+
+
+def qwen(cfg: ConfigView) -> ModelSpec:
+    """QWenLMHeadModel (Qwen v1 remote code)."""
+    vocab = cfg.int("vocab_size")
+    hidden = cfg.int("hidden_size")
+    layers = cfg.int("num_hidden_layers")
+    heads = cfg.int("num_attention_heads")
+    head_dim = cfg.int("kv_channels", hidden // heads)
+    intermediate = cfg.int("intermediate_size")
+    cfg.divides("intermediate_size", intermediate, "2 (two SwiGLU branches)", 2)
+    branch = intermediate // 2
+    block = Block(
+        linears=(
+            *b.fused_qkv_o("attn", hidden, heads, heads, head_dim, qkv_bias=True, o_bias=False,
+                           names=("c_attn", "c_proj")),
+            Linear("mlp.w1", hidden, branch, False, Group.MLP, b.COL),
+            Linear("mlp.w2", hidden, branch, False, Group.MLP, b.COL),
+            Linear("mlp.c_proj", branch, hidden, False, Group.MLP, b.ROW),
+        ),
+        tensors=(*b.norm("ln_1", hidden, NormKind.RMS), *b.norm("ln_2", hidden, NormKind.RMS)),
+    )
+    return ModelSpec(
+        name=cfg.source,
+        model_type="qwen",
+        architecture=cfg.architecture("QWenLMHeadModel"),
+        vocab_size=vocab,
+        hidden_size=hidden,
+        num_hidden_layers=layers,
+        num_attention_heads=heads,
+        num_key_value_heads=heads,
+        head_dim=head_dim,
+        intermediate_size=branch,
+        mlp_kind=MlpKind.GATED,
+        hidden_act="silu",
+        norm_kind=NormKind.RMS,
+        position=PositionKind.ROPE,
+        max_position_embeddings=cfg.int("max_position_embeddings", cfg.int("seq_length", 8192)),
+        rope_theta=cfg.float("rotary_emb_base", 10000.0),
+        tie_word_embeddings=cfg.bool("tie_word_embeddings", False),
+        native_transformers=False,
+        torch_dtype="bfloat16" if cfg.bool("bf16", False) else ("float16" if cfg.bool("fp16", False) else "bfloat16"),
+        embedding=(b.embedding("transformer.wte.weight", vocab, hidden),),
+        layers=(block,) * layers,
+        final=b.norm("transformer.ln_f", hidden, NormKind.RMS),
+        lm_head=b.lm_head(vocab, hidden),
+        config=dict(cfg.data),
+    )
