@@ -13,7 +13,9 @@ from rich.console import Console
 
 from llmplan.units import GIB
 
-console = Console()
+# Piped output (files, pagers, tests) gets a wide console so that no figure is ever cut to "…"; a terminal
+# keeps its own width.
+console = Console(width=None if sys.stdout.isatty() else 200)
 
 JsonOption = Annotated[bool, typer.Option("--json", help="Print machine-readable JSON (bytes as integers).")]
 

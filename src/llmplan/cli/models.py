@@ -5,11 +5,12 @@ from __future__ import annotations
 from typing import Annotated
 
 import typer
+from rich import box
 from rich.table import Table
 
 from llmplan import catalog
 from llmplan.adapters import parse_config
-from llmplan.cli._common import JsonOption, billions, console, print_json
+from llmplan.cli._common import JsonOption, console, print_json
 from llmplan.errors import SpecError
 from llmplan.formulas.params import count_params
 
@@ -55,13 +56,13 @@ def models(
             ]
         )
         return
-    table = Table(title=f"models ({len(rows)})")
-    for col in ("id", "family", "type", "params", "active", "layers", "hidden", "heads/kv", "context"):
-        table.add_column(col, justify="right" if col in {"params", "active", "layers", "hidden", "context"} else "left")
+    table = Table(title=f"models ({len(rows)}): parameters in B (10^9)", box=box.SIMPLE_HEAD, pad_edge=False)
+    for col in ("id", "type", "params", "active", "layers", "hidden", "heads/kv", "context"):
+        table.add_column(col, justify="left" if col in {"id", "type"} else "right", no_wrap=True)
     for e, s, c in rows:
         table.add_row(
-            e.id, e.family, s.model_type, billions(c.total),
-            billions(c.active_per_token) if s.is_moe else "", str(s.num_hidden_layers), str(s.hidden_size),
+            e.id, s.model_type, f"{c.total / 1e9:,.2f}",
+            f"{c.active_per_token / 1e9:,.2f}" if s.is_moe else "", str(s.num_hidden_layers), str(s.hidden_size),
             f"{s.num_attention_heads}/{s.num_key_value_heads}", f"{s.max_position_embeddings:,}",
         )
     console.print(table)
