@@ -19,7 +19,8 @@ def gpt_bigcode(cfg: ConfigView) -> ModelSpec:
     """GPTBigCodeForCausalLM: `n_embd`, `n_layer`, `n_head`, `n_inner`, `n_positions`, `multi_query`."""
     if cfg.bool("add_cross_attention", False):
         raise SpecError(
-            "add_cross_attention", f"true in {cfg.source}: only decoder-only GPT-BigCode is supported (allowed: false)"
+            "add_cross_attention",
+            f"true in {cfg.source}: only decoder-only GPT-BigCode is supported (allowed: false)",
         )
     vocab = cfg.int("vocab_size")
     hidden = cfg.int("n_embd", aliases=("hidden_size",))
@@ -32,8 +33,16 @@ def gpt_bigcode(cfg: ConfigView) -> ModelSpec:
     positions = cfg.int("n_positions", aliases=("max_position_embeddings",))
     block = Block(
         linears=(
-            *b.fused_qkv_o("attn", hidden, heads, kv_heads, head_dim, qkv_bias=True, o_bias=True,
-                           names=("c_attn", "c_proj")),
+            *b.fused_qkv_o(
+                "attn",
+                hidden,
+                heads,
+                kv_heads,
+                head_dim,
+                qkv_bias=True,
+                o_bias=True,
+                names=("c_attn", "c_proj"),
+            ),
             *b.plain_mlp("mlp", hidden, inner, bias=True, names=("c_fc", "c_proj")),
         ),
         tensors=(*b.norm("ln_1", hidden, NormKind.LAYER), *b.norm("ln_2", hidden, NormKind.LAYER)),

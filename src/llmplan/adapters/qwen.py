@@ -34,8 +34,16 @@ def qwen(cfg: ConfigView) -> ModelSpec:
     branch = intermediate // 2
     block = Block(
         linears=(
-            *b.fused_qkv_o("attn", hidden, heads, heads, head_dim, qkv_bias=True, o_bias=False,
-                           names=("c_attn", "c_proj")),
+            *b.fused_qkv_o(
+                "attn",
+                hidden,
+                heads,
+                heads,
+                head_dim,
+                qkv_bias=True,
+                o_bias=False,
+                names=("c_attn", "c_proj"),
+            ),
             Linear("mlp.w1", hidden, branch, False, Group.MLP, b.COL),
             Linear("mlp.w2", hidden, branch, False, Group.MLP, b.COL),
             Linear("mlp.c_proj", branch, hidden, False, Group.MLP, b.ROW),
@@ -61,7 +69,9 @@ def qwen(cfg: ConfigView) -> ModelSpec:
         rope_theta=cfg.float("rotary_emb_base", 10000.0),
         tie_word_embeddings=cfg.bool("tie_word_embeddings", False),
         native_transformers=False,
-        torch_dtype="bfloat16" if cfg.bool("bf16", False) else ("float16" if cfg.bool("fp16", False) else "bfloat16"),
+        torch_dtype="bfloat16"
+        if cfg.bool("bf16", False)
+        else ("float16" if cfg.bool("fp16", False) else "bfloat16"),
         embedding=(b.embedding("transformer.wte.weight", vocab, hidden),),
         layers=(block,) * layers,
         final=b.norm("transformer.ln_f", hidden, NormKind.RMS),

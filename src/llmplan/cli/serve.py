@@ -1,0 +1,173 @@
+"""`llmplan serve MODEL --gpu GPU`: memory per GPU, what fits and how fast, for inference / serving."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+import typer
+from rich.table import Table
+
+from llmplan import catalog
+from llmplan.cli._common import JsonOption, console, gib, print_json
+from llmplan.estimate.inference import InferenceEstimate, estimate_inference, kv_dtype_bytes
+from llmplan.formulas import kv_cache as kvf
+from llmplan.formulas import roofline
+from llmplan.loading import load_model
+from llmplan.specs.hardware import Cluster
+from llmplan.specs.inference import Engine, InferenceJob, KvDtype, QuantFormat, VllmSettings
+from llmplan.specs.model import ModelSpec
+
+ModelArg = Annotated[
+    str, typer.Argument(help="Catalog id (llama-2-7b), a config.json or model folder, or org/name.")
+]
+
+
+def serve(
+    model: ModelArg,
+    gpu: Annotated[
+        str, typer.Option("--gpu", help="Accelerator id or alias (llmplan gpus lists them).")
+    ] = "h100",
+    tp: Annotated[int, typer.Option("--tp", help="Tensor-parallel degree.")] = 1,
+    pp: Annotated[
+        int, typer.Option("--pp", help="Pipeline stages (HF device_map splits layers this way).")
+    ] = 1,
+    quant: Annotated[QuantFormat, typer.Option("--quant", help="Weight format.")] = QuantFormat.BF16,
+    compute_dtype: Annotated[
+        QuantFormat, typer.Option("--compute-dtype", help="Activation dtype of quantized models.")
+    ] = QuantFormat.BF16,
+    group_size: Annotated[
+        int, typer.Option("--group-size", help="GPTQ / AWQ group size (-1: per channel).")
+    ] = 128,
+    kv_dtype: Annotated[KvDtype, typer.Option("--kv-dtype", help="KV-cache element type.")] = KvDtype.AUTO,
+    context: Annotated[int, typer.Option("--context", help="Tokens per sequence (prompt + output).")] = 4096,
+    prompt: Annotated[
+        int | None, typer.Option("--prompt", help="Prompt tokens (default: the context).")
+    ] = None,
+    batch: Annotated[int, typer.Option("--batch", "--concurrency", help="Sequences decoded together.")] = 1,
+    engine: Annotated[
+        Engine, typer.Option("--engine", help="hf (transformers generate) or vllm.")
+    ] = Engine.HF,
+    gpu_memory_utilization: Annotated[float, typer.Option(help="vLLM memory fraction.")] = 0.9,
+    block_size: Annotated[int, typer.Option(help="vLLM KV block size (tokens).")] = 16,
+    max_num_batched_tokens: Annotated[int, typer.Option(help="vLLM tokens per scheduler step.")] = 8192,
+    max_num_seqs: Annotated[int, typer.Option(help="vLLM sequences per step.")] = 256,
+    chunked_prefill: Annotated[bool, typer.Option(help="vLLM chunked prefill.")] = True,
+    enforce_eager: Annotated[bool, typer.Option(help="vLLM without CUDA graphs.")] = False,
+    explain: Annotated[bool, typer.Option("--explain", help="Show each formula with its numbers.")] = False,
+    json_out: JsonOption = False,
+) -> None:
+    """Will MODEL serve on GPU: weights, KV cache, activations, overhead per GPU; max context x concurrency;
+    time to first token, time per output token and tokens/s from a roofline."""
+    spec = load_model(model)
+    acc = catalog.accelerator(gpu)
+    job = InferenceJob(
+        quant=quant,
+        compute_dtype=compute_dtype,
+        kv_dtype=kv_dtype,
+        context_len=context,
+        prompt_len=prompt,
+        batch=batch,
+        engine=engine,
+        group_size=group_size,
+        tp=tp,
+        pp=pp,
+        vllm=VllmSettings(
+            gpu_memory_utilization=gpu_memory_utilization,
+            block_size=block_size,
+            max_num_batched_tokens=max_num_batched_tokens,
+            max_num_seqs=max_num_seqs,
+            enable_chunked_prefill=chunked_prefill,
+            cuda_graphs=not enforce_eager,
+        ),
+    )
+    cluster = Cluster(accelerator=acc, gpus_per_node=max(8, tp * pp))
+    est = estimate_inference(spec, job, cluster)
+    if json_out:
+        print_json(est)
+        return
+    _print(est)
+    if explain:
+        _explain(spec, est)
+
+
+def _print(est: InferenceEstimate) -> None:
+    job, mem = est.job, est.memory
+    title = (
+        f"{est.model} on {est.accelerator} — {job.quant.value}, kv {job.kv_dtype.value}, engine "
+        f"{job.engine.value}, tp {job.tp} pp {job.pp}, {job.batch} x {job.context_len} tokens (GiB = 2^30)"
+    )
+    table = Table(title=title)
+    table.add_column("per GPU")
+    table.add_column("GiB", justify="right")
+    table.add_column("bytes", justify="right")
+    rows = [
+        ("weights (quantized payload)", mem.weights.quantized_bytes),
+        ("weights: scales / zeros / codes", mem.weights.scales_bytes),
+        ("weights kept in high precision", mem.weights.high_precision_bytes),
+        ("KV cache" + (" (vLLM block pool)" if est.vllm else ""), mem.kv_cache_bytes),
+        ("activation peak (prefill chunk)", mem.activation_peak_bytes),
+        ("cuBLAS workspace", mem.torch_workspace_bytes),
+        ("= allocated", mem.allocated_bytes),
+        ("reserved", mem.reserved_bytes),
+        ("CUDA context, NCCL, CUDA graphs", mem.non_torch_bytes),
+        ("= device (nvidia-smi)", mem.device_bytes),
+        ("capacity", est.capacity_bytes),
+    ]
+    for name, value in rows:
+        table.add_row(name, gib(value), f"{value:,}")
+    console.print(table)
+    verdict = "FITS" if est.fits else "DOES NOT FIT"
+    console.print(
+        f"{verdict}: headroom {gib(est.headroom_bytes)} GiB; largest batch at {job.context_len} tokens: "
+        f"{est.max_batch_at_context}; largest context at batch {job.batch}: {est.max_context_at_batch}"
+    )
+    if est.vllm:
+        v = est.vllm
+        console.print(
+            f"vLLM: {gib(v.requested_bytes)} GiB requested − {gib(v.profile_peak_bytes)} profile peak − "
+            f"{gib(v.non_torch_bytes)} non-torch = {gib(v.available_kv_bytes)} GiB for KV → "
+            f"{v.num_gpu_blocks:,} blocks of {job.vllm.block_size} tokens; max concurrency at "
+            f"{job.context_len} tokens: {v.max_concurrency}"
+        )
+    s = est.speed
+    crit = f"{s.critical_batch:,.0f}" if s.critical_batch else "never (KV traffic grows with it)"
+    console.print(
+        f"speed (roofline): TTFT {s.ttft_s * 1e3:,.1f} ms ({s.prefill.bound}-bound), TPOT "
+        f"{s.tpot_s * 1e3:,.2f} ms ({s.decode.bound}-bound), {s.tokens_per_s:,.1f} tokens/s for the batch "
+        f"({s.tokens_per_s_per_sequence:,.1f} per sequence); decode turns compute-bound at batch {crit}"
+    )
+    for note in est.notes:
+        console.print(f"note: {note}")
+
+
+def _explain(spec: ModelSpec, est: InferenceEstimate) -> None:
+    job = est.job
+    kvb = kv_dtype_bytes(job)
+    per_layer = kvf.kv_elems_per_token_per_layer(spec, job.tp)
+    if spec.mla is not None:
+        shape = f"(kv_lora_rank {spec.mla.kv_lora_rank} + rope {spec.mla.qk_rope_head_dim})"
+    else:
+        shape = f"2 · {kvf.kv_heads_per_rank(spec, job.tp)} kv heads · {spec.head_dim} head_dim"
+    console.print("[bold]how these numbers were computed[/bold]")
+    console.print(
+        f"KV per token per layer = {shape} · {kvb} B = {per_layer * kvb:,} B; "
+        f"× {spec.num_hidden_layers} layers = {spec.num_hidden_layers * per_layer * kvb:,} B/token "
+        f"(sliding layers hold at most their window; vLLM rounds up to blocks of {job.vllm.block_size})"
+    )
+    console.print(
+        f"KV cache = per-token bytes × {job.context_len} tokens × {job.batch} sequences = "
+        f"{est.memory.kv_cache_bytes:,} B"
+    )
+    console.print(
+        "weights = Σ over the inventory's linears of the format's payload + scales/zeros, plus "
+        "embeddings, lm_head, norms and routers in the compute dtype (formulas/quant.py)"
+    )
+    console.print(
+        f"decode step = max(bytes read / (bandwidth × {roofline.HBM_BANDWIDTH_FRACTION}), FLOPs / "
+        f"(peak × {roofline.DECODE_FLOPS_FRACTION})) + 2 all-reduces per layer; prefill uses "
+        f"{roofline.PREFILL_FLOPS_FRACTION} of peak (constants and sources: formulas/roofline.py)"
+    )
+
+
+def register(app: typer.Typer) -> None:
+    app.command()(serve)

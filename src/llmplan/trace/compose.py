@@ -1,0 +1,263 @@
+"""Trace a model cut to a few decoder layers and compose the whole model's timeline exactly.
+
+Why it is exact. The decoder layers of a model with one block kind are identical, so at any event inside the
+k-th layer's segment (forward or backward) the live bytes of each category are A + k·B + L·C for constants
+A, B, C of that event (k earlier layers' saved activations or gradients, L layers' weights and states), and
+events outside the layers are A + L·C. The maximum over k of an affine function of k sits at an end, so the
+peak of an L-layer model lies in the first layer (k = 0), the second (k = 1, the first layer whose input comes
+from a layer), the last (k = L-1), or outside the layers. A model cut to 3 and one cut to 4 layers contain
+exactly those segments; after dropping the 4-layer model's middle layer, their events align one to one, and
+every aligned event's bytes are affine in L: v(L) = v(4) + (L - 4)·(v(4) - v(3)). The tests check this against
+full traces of small models; when the two cut traces do not align (the per-parameter optimizer loop, whose
+events grow with the parameter count), the whole model is traced instead.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, replace
+from collections.abc import Callable
+from typing import Any
+
+from llmplan.errors import LlmplanError
+from llmplan.specs.model import ModelSpec
+from llmplan.specs.training import Layout, TrainingJob
+from llmplan.trace import build, step
+from llmplan.trace.result import PhasePeak, TraceBreakdown, TraceResult
+from llmplan.trace.tracker import CATS, Tracker
+
+CUT_LAYERS = (3, 4)
+"""Layer counts of the two cut models that are traced to compose a deeper one."""
+
+
+class _Misaligned(Exception):
+    """The two cut traces' segments do not pair up event by event."""
+
+
+@dataclass(slots=True)
+class RawTrace:
+    """Live bytes per category after every event, with each event's phase and segment label."""
+
+    values: list[tuple[int, ...]]
+    phases: list[tuple[str, int]]
+    """(phase name, step) of every event."""
+    labels: list[tuple[int, str, int]]
+    """(phase index, segment kind, layer index) of every event."""
+    signs: list[int]
+    """+1 for a birth, -1 for a death."""
+    num_layers: int
+    total_params: int
+    trainable_params: int
+
+
+def run_trace(
+    spec: ModelSpec,
+    work: TrainingJob | step.InferenceRun,
+    num_layers: int,
+    *,
+    wrap: Callable[[Any], Any] | None = None,
+    dtype: str | None = None,
+) -> RawTrace:
+    """Build `spec` cut to `num_layers` layers on fake tensors and trace one step of `work`.
+
+    `wrap` transforms the prepared model (FSDP sharding); `dtype` overrides the weights' dtype.
+    """
+    torch = build.require("torch")
+    fake = build.require("torch._subclasses.fake_tensor")
+    training = isinstance(work, TrainingJob)
+    if training:
+        dtype = dtype or build.MODEL_DTYPE[work.precision]
+        attention = build.attention_name(work.attention, work.recompute)
+    else:
+        dtype, attention = work.dtype, "sdpa"
+    with fake.FakeTensorMode(allow_non_fake_inputs=False):
+        torch.manual_seed(0)
+        model = build.build_model(spec, dtype=dtype, attention=attention, num_layers=num_layers)
+        if training:
+            model = build.prepare_training(model, spec, work)
+        if wrap is not None:
+            model = wrap(model)
+        tracker = Tracker()
+        handles = step.install_markers(model, tracker)
+        total = sum(p.numel() for p in model.parameters())
+        trainable = sum(p.numel() for p in model.parameters() if p.requires_grad)
+        with tracker:
+            if training:
+                step.train(model, work, tracker, spec.vocab_size)
+            else:
+                step.infer(model, work, tracker, spec.vocab_size)
+        for handle in handles:
+            handle.remove()
+        del model
+    phase_of = tracker.event_phase()
+    phases = [(tracker.phases[p].name, tracker.phases[p].step) for p in phase_of]
+    labels = [tracker.segments[seg] for _idx, _sign, seg in tracker.events]
+    signs = [sign for _idx, sign, _seg in tracker.events]
+    return RawTrace(tracker.timeline(), phases, labels, signs, num_layers, total, trainable)
+
+
+def _runs(trace: RawTrace) -> list[tuple[tuple[int, str, Any], list[int]]]:
+    """Consecutive events grouped by mapped segment label; middle layers (1 < k < L-1) dropped."""
+    last = trace.num_layers - 1
+    out: list[tuple[tuple[int, str, Any], list[int]]] = []
+    for i, (phase, kind, layer) in enumerate(trace.labels):
+        if layer < 0:
+            key: Any = -1
+        elif layer == last:
+            key = "last"
+        elif layer <= 1:
+            key = layer
+        else:
+            continue
+        label = (phase, kind, key)
+        if out and out[-1][0] == label:
+            out[-1][1].append(i)
+        else:
+            out.append((label, [i]))
+    return [(label, _run_ends(events, trace.signs)) for label, events in out]
+
+
+def _run_ends(events: list[int], signs: list[int]) -> list[int]:
+    """The last event of each run of births (or of deaths): the peak of a segment is at the end of a run of
+    births, so only run ends need to align (a loop creating one optimizer state per parameter is one run)."""
+    return [e for k, e in enumerate(events) if k + 1 == len(events) or signs[events[k + 1]] != signs[e]]
+
+
+def compose(a: RawTrace, b: RawTrace, num_layers: int) -> tuple[list[tuple[int, ...]], list[tuple[str, int]]]:
+    """Per-event live bytes of the `num_layers`-layer model from cut traces `a` (n layers) and `b` (n+1)."""
+    if b.num_layers != a.num_layers + 1:
+        raise ValueError("compose needs traces of n and n+1 layers")
+    runs_a, runs_b = _runs(a), _runs(b)
+    if [(lab, len(ev)) for lab, ev in runs_a] != [(lab, len(ev)) for lab, ev in runs_b]:
+        raise _Misaligned
+    extra = num_layers - b.num_layers
+    values: list[tuple[int, ...]] = []
+    phases: list[tuple[str, int]] = []
+    for (_lab, ev_a), (_lab_b, ev_b) in zip(runs_a, runs_b):
+        for i, j in zip(ev_a, ev_b):
+            va, vb = a.values[i], b.values[j]
+            values.append(tuple(y + extra * (y - x) for x, y in zip(va, vb)))
+            phases.append(b.phases[j])
+    return values, phases
+
+
+def summarise(values: list[tuple[int, ...]], phases: list[tuple[str, int]]) -> tuple[TraceBreakdown, str, int, tuple[PhasePeak, ...]]:
+    """The peak's breakdown, phase and step, and each phase's peak and end bytes."""
+    best, best_i = -1, 0
+    timeline: list[PhasePeak] = []
+    for i, v in enumerate(values):
+        total = sum(v)
+        if total > best:
+            best, best_i = total, i
+        if not timeline or (timeline[-1].phase, timeline[-1].step) != phases[i]:
+            timeline.append(PhasePeak(phases[i][0], phases[i][1], total, total))
+        else:
+            last = timeline[-1]
+            timeline[-1] = PhasePeak(last.phase, last.step, max(last.peak_bytes, total), total)
+    peak = TraceBreakdown(**{f"{c.value}_bytes": n for c, n in zip(CATS, values[best_i])}) if values else TraceBreakdown()
+    phase, step_no = phases[best_i] if values else ("setup", 0)
+    return peak, phase, step_no, tuple(timeline)
+
+
+def _check_layout(layout: Layout | None) -> None:
+    if layout is None:
+        return
+    if layout.tp > 1 or layout.pp > 1 or layout.cp > 1 or layout.ep > 1:
+        raise LlmplanError(
+            "layout: tensor, pipeline, context and expert parallel layouts cannot be traced on one CPU "
+            "(FSDP full shard over dp ranks can); the analytic engine answers for them"
+        )
+    if int(layout.zero) != 0:
+        raise LlmplanError("zero: DeepSpeed ZeRO cannot be traced; trace --fsdp full-shard, its ZeRO-3 equivalent")
+    if layout.offload_optimizer.value != "none" or layout.offload_params.value != "none":
+        raise LlmplanError("offload: offloaded optimizer states or parameters are not traced")
+    if layout.fsdp is not None and layout.fsdp.value != "full-shard":
+        raise LlmplanError(f"fsdp: {layout.fsdp.value} is not traced (allowed: full-shard)")
+    if layout.dp > 1 and layout.fsdp is None:
+        raise LlmplanError(
+            "dp: plain data parallel (DDP) gradient buckets are not traced; trace one rank (dp 1) or FSDP"
+        )
+
+
+def trace(
+    spec: ModelSpec,
+    work: TrainingJob | step.InferenceRun,
+    *,
+    layout: Layout | None = None,
+    compose_layers: bool = True,
+) -> TraceResult:
+    """Trace one training step (a TrainingJob) or an inference run (an InferenceRun) of `spec` on fake tensors.
+
+    With `compose_layers` and a model of one block kind deeper than 4 layers, two cut models are traced and
+    the whole model composed (module docstring); otherwise the whole model is traced.
+    """
+    build.check_native(spec)
+    training = isinstance(work, TrainingJob)
+    if training:
+        build.check_job(work)
+        _check_layout(layout)
+        if layout is not None and layout.fsdp is not None and layout.dp > 1:
+            from llmplan.trace import fsdp
+
+            return fsdp.trace_fsdp(spec, work, ranks=layout.dp, compose_layers=compose_layers)
+    return trace_with(spec, work, run_trace, compose_layers=compose_layers)
+
+
+def trace_with(
+    spec: ModelSpec,
+    work: TrainingJob | step.InferenceRun,
+    runner: Callable[[ModelSpec, Any, int], RawTrace],
+    *,
+    compose_layers: bool = True,
+    ranks: int = 1,
+) -> TraceResult:
+    """Run `runner` on the whole model, or on two cut models composed (module docstring)."""
+    training = isinstance(work, TrainingJob)
+    started = time.perf_counter()
+    L = spec.num_hidden_layers
+    notes: list[str] = []
+    composed = compose_layers and L > CUT_LAYERS[1] and len(spec.block_kinds) == 1
+    if compose_layers and L > CUT_LAYERS[1] and not composed:
+        notes.append("several block kinds: the whole model was traced")
+    if composed:
+        a = runner(spec, work, CUT_LAYERS[0])
+        b = runner(spec, work, CUT_LAYERS[1])
+        try:
+            values, phases = compose(a, b, L)
+            extra = L - b.num_layers
+            total = b.total_params + extra * (b.total_params - a.total_params)
+            trainable = b.trainable_params + extra * (b.trainable_params - a.trainable_params)
+            traced: tuple[int, ...] = CUT_LAYERS
+        except _Misaligned:
+            composed = False
+            notes.append("cut traces did not align (per-parameter optimizer loop): the whole model was traced")
+    if not composed:
+        full = runner(spec, work, L)
+        values, phases = full.values, full.phases
+        total, trainable, traced = full.total_params, full.trainable_params, (L,)
+    peak, phase, step_no, timeline = summarise(values, phases)
+    return TraceResult(
+        model=spec.name,
+        mode="train" if training else "infer",
+        peak=peak,
+        peak_phase=phase,
+        peak_step=step_no,
+        timeline=timeline,
+        total_params=total,
+        trainable_params=trainable,
+        num_layers=L,
+        traced_layers=traced,
+        composed=composed,
+        ranks=ranks,
+        wall_s=time.perf_counter() - started,
+        notes=tuple(notes),
+    )
+
+
+def with_layers(spec: ModelSpec, num_layers: int) -> ModelSpec:
+    """`spec` with its config and inventory cut to `num_layers` decoder layers (for tests and benchmarks)."""
+    config = dict(spec.config)
+    config["num_hidden_layers"] = num_layers
+    if isinstance(config.get("layer_types"), list):
+        config["layer_types"] = config["layer_types"][:num_layers]
+    return replace(spec, num_hidden_layers=num_layers, layers=spec.layers[:num_layers], config=config)

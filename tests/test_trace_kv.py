@@ -1,0 +1,81 @@
+"""The KV-cache formula against the real transformers model: prefill + decode under FakeTensorMode with
+`DynamicCache(config=...)`, summing the bytes of the cached tensors. Exact equality, tiny configs.
+
+Minimal tracing code on purpose (the full trace engine lives in llmplan.trace and reuses this check).
+"""
+
+from __future__ import annotations
+
+import pytest
+
+from llmplan.adapters import parse_config
+from llmplan.formulas.kv_cache import kv_cache_bytes
+from llmplan.specs.inference import Engine
+
+torch = pytest.importorskip("torch")
+transformers = pytest.importorskip("transformers")
+
+pytestmark = pytest.mark.trace
+
+LLAMA_GQA = {
+    "architectures": ["LlamaForCausalLM"], "model_type": "llama", "hidden_size": 64, "intermediate_size": 128,
+    "num_attention_heads": 8, "num_key_value_heads": 2, "num_hidden_layers": 3, "vocab_size": 128,
+    "max_position_embeddings": 256, "tie_word_embeddings": False,
+}
+MISTRAL_SLIDING = {
+    "architectures": ["MistralForCausalLM"], "model_type": "mistral", "hidden_size": 64, "intermediate_size": 128,
+    "num_attention_heads": 4, "num_key_value_heads": 2, "num_hidden_layers": 2, "vocab_size": 128,
+    "max_position_embeddings": 256, "sliding_window": 8, "tie_word_embeddings": False,
+}
+GEMMA2_HYBRID = {
+    "architectures": ["Gemma2ForCausalLM"], "model_type": "gemma2", "hidden_size": 64, "intermediate_size": 128,
+    "num_attention_heads": 4, "num_key_value_heads": 2, "head_dim": 16, "num_hidden_layers": 4,
+    "vocab_size": 128, "max_position_embeddings": 256, "sliding_window": 8,
+}
+DEEPSEEK_V3_SMALL = {
+    "architectures": ["DeepseekV3ForCausalLM"], "model_type": "deepseek_v3", "hidden_size": 64,
+    "intermediate_size": 128, "moe_intermediate_size": 32, "n_routed_experts": 4, "num_experts_per_tok": 2,
+    "n_shared_experts": 1, "first_k_dense_replace": 1, "n_group": 1, "topk_group": 1, "num_hidden_layers": 2,
+    "num_attention_heads": 4, "num_key_value_heads": 4, "kv_lora_rank": 16, "q_lora_rank": 24,
+    "qk_nope_head_dim": 8, "qk_rope_head_dim": 4, "v_head_dim": 8, "vocab_size": 128,
+    "max_position_embeddings": 256, "tie_word_embeddings": False,
+}
+
+
+def traced_cache_bytes(config: dict, batch: int, prompt: int, decode_steps: int) -> int:
+    """Bytes held by the DynamicCache after a prefill of `prompt` tokens and `decode_steps` single-token steps."""
+    from torch._subclasses.fake_tensor import FakeTensorMode
+    from transformers import AutoConfig, AutoModelForCausalLM, DynamicCache
+
+    cfg = AutoConfig.for_model(**{k: v for k, v in config.items() if k != "architectures"})
+    cfg._attn_implementation = "eager"  # the cache does not depend on the kernel
+    with FakeTensorMode(allow_non_fake_inputs=True):
+        model = AutoModelForCausalLM.from_config(cfg, dtype=torch.bfloat16).eval()
+        cache = DynamicCache(config=cfg)
+        with torch.no_grad():
+            model(input_ids=torch.zeros(batch, prompt, dtype=torch.long), past_key_values=cache, use_cache=True)
+            for _ in range(decode_steps):
+                model(input_ids=torch.zeros(batch, 1, dtype=torch.long), past_key_values=cache, use_cache=True)
+        return sum(
+            t.numel() * t.element_size()
+            for layer in cache.layers
+            for t in (layer.keys, layer.values)
+            if t is not None
+        )
+
+
+@pytest.mark.parametrize(
+    ("config", "batch", "prompt", "steps"),
+    [
+        (LLAMA_GQA, 2, 10, 3),
+        (MISTRAL_SLIDING, 1, 5, 1),
+        (MISTRAL_SLIDING, 2, 12, 3),
+        (GEMMA2_HYBRID, 1, 20, 2),
+        (DEEPSEEK_V3_SMALL, 2, 9, 2),
+    ],
+    ids=["llama-gqa", "mistral-under-window", "mistral-past-window", "gemma2-hybrid", "deepseek-v3-mla"],
+)
+def test_dynamic_cache_equals_formula(config: dict, batch: int, prompt: int, steps: int) -> None:
+    spec = parse_config(config, "inline")
+    expected = kv_cache_bytes(spec, prompt + steps, batch, 2, engine=Engine.HF).total
+    assert traced_cache_bytes(config, batch, prompt, steps) == expected
