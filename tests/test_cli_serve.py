@@ -9,15 +9,27 @@ import pytest
 from llmplan.cli import main
 
 
-def run(capsys, *args: str) -> tuple[int, str, str]:  # noqa: ANN001
+def run(capsys, *args: str) -> tuple[int, str, str]:
     code = main(list(args))
     out, err = capsys.readouterr()
     return code, out, err
 
 
-def test_serve_json_bytes_are_ints(capsys) -> None:  # noqa: ANN001
-    code, out, _ = run(capsys, "serve", "llama-2-7b", "--gpu", "a100-sxm-80gb", "--quant", "fp16",
-                       "--compute-dtype", "fp16", "--context", "2048", "--json")
+def test_serve_json_bytes_are_ints(capsys) -> None:
+    code, out, _ = run(
+        capsys,
+        "serve",
+        "llama-2-7b",
+        "--gpu",
+        "a100-sxm-80gb",
+        "--quant",
+        "fp16",
+        "--compute-dtype",
+        "fp16",
+        "--context",
+        "2048",
+        "--json",
+    )
     assert code == 0
     data = json.loads(out)
     assert data["memory"]["kv_cache_bytes"] == 1_073_741_824
@@ -26,17 +38,43 @@ def test_serve_json_bytes_are_ints(capsys) -> None:  # noqa: ANN001
     assert data["fits"] is True and data["max_batch_at_context"] > 1
 
 
-def test_serve_vllm_table_and_explain(capsys) -> None:  # noqa: ANN001
-    code, out, _ = run(capsys, "serve", "llama-3-8b", "--gpu", "h100", "--engine", "vllm", "--kv-dtype", "fp8",
-                       "--concurrency", "32", "--context", "8192", "--explain")
+def test_serve_vllm_table_and_explain(capsys) -> None:
+    code, out, _ = run(
+        capsys,
+        "serve",
+        "llama-3-8b",
+        "--gpu",
+        "h100",
+        "--engine",
+        "vllm",
+        "--kv-dtype",
+        "fp8",
+        "--concurrency",
+        "32",
+        "--context",
+        "8192",
+        "--explain",
+    )
     assert code == 0
     assert "blocks of 16 tokens" in out and "max concurrency" in out
     assert "KV per token per layer" in out and "TPOT" in out
 
 
-def test_serve_quantized_tp(capsys) -> None:  # noqa: ANN001
-    code, out, _ = run(capsys, "serve", "llama-3-70b", "--gpu", "a100-sxm-80gb", "--tp", "2", "--quant",
-                       "awq-int4", "--compute-dtype", "fp16", "--json")
+def test_serve_quantized_tp(capsys) -> None:
+    code, out, _ = run(
+        capsys,
+        "serve",
+        "llama-3-70b",
+        "--gpu",
+        "a100-sxm-80gb",
+        "--tp",
+        "2",
+        "--quant",
+        "awq-int4",
+        "--compute-dtype",
+        "fp16",
+        "--json",
+    )
     assert code == 0
     data = json.loads(out)
     assert data["memory"]["weights"]["scales_bytes"] > 0
@@ -51,24 +89,27 @@ def test_serve_quantized_tp(capsys) -> None:  # noqa: ANN001
         (["serve", "llama-2-7b", "--context", "10000"], "max_position_embeddings 4096"),
         (["serve", "llama-3-8b", "--tp", "3"], "does not divide the 32 attention heads"),
         (["serve", "llama-2-7b", "--batch", "0"], "batch"),
-        (["serve", "llama-2-7b", "--gpu-memory-utilization", "1.5", "--engine", "vllm"], "gpu_memory_utilization"),
+        (
+            ["serve", "llama-2-7b", "--gpu-memory-utilization", "1.5", "--engine", "vllm"],
+            "gpu_memory_utilization",
+        ),
     ],
 )
-def test_serve_bad_input_exit_2(capsys, args: list[str], message: str) -> None:  # noqa: ANN001
+def test_serve_bad_input_exit_2(capsys, args: list[str], message: str) -> None:
     code, out, err = run(capsys, *args)
     assert code == 2
     assert message in err and "Traceback" not in err
     assert len(err.strip().splitlines()) == 1
 
 
-def test_formats_pi(capsys) -> None:  # noqa: ANN001
+def test_formats_pi(capsys) -> None:
     code, out, _ = run(capsys, "formats", "3.14159265358979")
     assert code == 0
     for text in ("3.140625", "3.25", "65504", "nf4"):
         assert text in out
 
 
-def test_formats_json(capsys) -> None:  # noqa: ANN001
+def test_formats_json(capsys) -> None:
     code, out, _ = run(capsys, "formats", "3.14159265358979", "--json")
     assert code == 0
     rows = {e["format"]: e for e in json.loads(out)["encodings"]}

@@ -33,8 +33,10 @@ PI_CASES = [
 ]
 
 
-@pytest.mark.parametrize(("fmt", "stored", "exp_field", "mant_field"), PI_CASES, ids=lambda v: getattr(v, "name", ""))
-def test_pi(fmt, stored: float, exp_field: str, mant_field: str) -> None:  # noqa: ANN001
+@pytest.mark.parametrize(
+    ("fmt", "stored", "exp_field", "mant_field"), PI_CASES, ids=lambda v: getattr(v, "name", "")
+)
+def test_pi(fmt, stored: float, exp_field: str, mant_field: str) -> None:
     e = encode_float(PI, fmt)
     assert e.stored == stored
     assert (e.sign_bit, e.exponent_field, e.mantissa_field, e.exponent) == ("0", exp_field, mant_field, 1)
@@ -52,10 +54,15 @@ def test_fp16_matches_struct() -> None:
 
 @pytest.mark.parametrize(
     ("fmt", "max_value", "min_normal"),
-    [(FP16, 65504.0, 2.0**-14), (BF16, 3.3895313892515355e38, 2.0**-126), (FP8_E4M3, 448.0, 2.0**-6),
-     (FP8_E5M2, 57344.0, 2.0**-14), (FP32, 3.4028234663852886e38, 2.0**-126)],
+    [
+        (FP16, 65504.0, 2.0**-14),
+        (BF16, 3.3895313892515355e38, 2.0**-126),
+        (FP8_E4M3, 448.0, 2.0**-6),
+        (FP8_E5M2, 57344.0, 2.0**-14),
+        (FP32, 3.4028234663852886e38, 2.0**-126),
+    ],
 )
-def test_ranges(fmt, max_value: float, min_normal: float) -> None:  # noqa: ANN001
+def test_ranges(fmt, max_value: float, min_normal: float) -> None:
     assert float(fmt.max_value) == max_value and float(fmt.min_normal) == min_normal
 
 

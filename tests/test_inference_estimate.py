@@ -64,7 +64,11 @@ N_IN, N_OUT = 4096, 11008
         (Q.FP8, N_IN * N_OUT + 8, "1 byte + fp32 weight_scale and input_scale"),
         (Q.FP8_CHANNEL, N_IN * N_OUT + 4 * N_OUT, "1 byte + fp32 per output channel"),
         (Q.INT8, N_IN * N_OUT + 4 * N_OUT, "LLM.int8: int8 CB + fp32 SCB per row"),
-        (Q.GPTQ_INT4, N_IN * N_OUT // 2 + 32 * N_OUT // 2 + 2 * 32 * N_OUT + 4 * N_IN, "g128: qweight qzeros scales g_idx"),
+        (
+            Q.GPTQ_INT4,
+            N_IN * N_OUT // 2 + 32 * N_OUT // 2 + 2 * 32 * N_OUT + 4 * N_IN,
+            "g128: qweight qzeros scales g_idx",
+        ),
         (Q.AWQ_INT4, N_IN * N_OUT // 2 + 32 * N_OUT // 2 + 2 * 32 * N_OUT, "g128 without g_idx"),
         (Q.Q8_0, N_IN * N_OUT // 32 * 34, "34 bytes per 32"),
         (Q.Q4_0, N_IN * N_OUT // 32 * 18, "18 bytes per 32"),
@@ -86,14 +90,29 @@ def test_nf4_double_quant_bits() -> None:
 
 @pytest.mark.parametrize(
     ("gguf", "bpw"),
-    [("q4_0", 4.5), ("q8_0", 8.5), ("q4_k", 4.5), ("q5_k", 5.5), ("q6_k", 6.5625), ("q3_k", 3.4375), ("q2_k", 2.625)],
+    [
+        ("q4_0", 4.5),
+        ("q8_0", 8.5),
+        ("q4_k", 4.5),
+        ("q5_k", 5.5),
+        ("q6_k", 6.5625),
+        ("q3_k", 3.4375),
+        ("q2_k", 2.625),
+    ],
 )
 def test_gguf_bits_per_weight(gguf: str, bpw: float) -> None:
     assert gguf_bits_per_weight(gguf) == bpw
 
 
 # TheBloke/Llama-2-7B-GGUF README "Provided files" (file sizes in GB = 1e9; files add ~1 MB of metadata).
-THEBLOKE_LLAMA2_7B_GB = {Q.Q8_0: 7.16, Q.Q6_K: 5.53, Q.Q5_K_M: 4.78, Q.Q4_K_M: 4.08, Q.Q4_0: 3.83, Q.Q3_K_M: 3.30}
+THEBLOKE_LLAMA2_7B_GB = {
+    Q.Q8_0: 7.16,
+    Q.Q6_K: 5.53,
+    Q.Q5_K_M: 4.78,
+    Q.Q4_K_M: 4.08,
+    Q.Q4_0: 3.83,
+    Q.Q3_K_M: 3.30,
+}
 
 
 @pytest.mark.parametrize(("fmt", "gb"), THEBLOKE_LLAMA2_7B_GB.items())
@@ -137,15 +156,18 @@ def test_vllm_blocks_follow_determine_available_memory() -> None:
     assert v.block_bytes == 16 * 128 * 1024
     assert v.num_gpu_blocks == v.available_kv_bytes // v.block_bytes
     assert v.max_concurrency == v.available_kv_bytes // (8192 * 128 * 1024)
-    lower = estimate_inference(spec, InferenceJob(engine=Engine.VLLM, vllm=VllmSettings(gpu_memory_utilization=0.5)),
-                               cluster("h100"))
+    lower = estimate_inference(
+        spec, InferenceJob(engine=Engine.VLLM, vllm=VllmSettings(gpu_memory_utilization=0.5)), cluster("h100")
+    )
     assert lower.vllm is not None and lower.vllm.num_gpu_blocks < v.num_gpu_blocks
 
 
 def test_fp8_kv_doubles_vllm_blocks() -> None:
     spec = load_model("llama-3-8b")
     base = estimate_inference(spec, InferenceJob(engine=Engine.VLLM), cluster("h100")).vllm
-    fp8 = estimate_inference(spec, InferenceJob(engine=Engine.VLLM, kv_dtype=KvDtype.FP8), cluster("h100")).vllm
+    fp8 = estimate_inference(
+        spec, InferenceJob(engine=Engine.VLLM, kv_dtype=KvDtype.FP8), cluster("h100")
+    ).vllm
     assert base is not None and fp8 is not None
     assert fp8.num_gpu_blocks == 2 * base.num_gpu_blocks or fp8.num_gpu_blocks == 2 * base.num_gpu_blocks + 1
 
@@ -167,7 +189,9 @@ def test_fit_search_is_monotone_and_tight(engine: Engine) -> None:
         if previous is not None:
             assert b <= previous
         previous = b
-    est = estimate_inference(spec, InferenceJob(context_len=1024, batch=64, engine=engine), Cluster(accelerator=acc))
+    est = estimate_inference(
+        spec, InferenceJob(context_len=1024, batch=64, engine=engine), Cluster(accelerator=acc)
+    )
     fp = _Footprint(spec, InferenceJob(context_len=1024, batch=64, engine=engine), acc)
     c = est.max_context_at_batch
     assert fp.fits(c, 64) and not fp.fits(c + 1, 64)
@@ -202,7 +226,9 @@ def test_context_beyond_positions() -> None:
 
 def test_tp_not_dividing_heads() -> None:
     with pytest.raises(LayoutError, match="attention heads"):
-        estimate_inference(load_model("llama-3-8b"), InferenceJob(tp=3), Cluster(accelerator=catalog.accelerator("h100")))
+        estimate_inference(
+            load_model("llama-3-8b"), InferenceJob(tp=3), Cluster(accelerator=catalog.accelerator("h100"))
+        )
 
 
 # --- speed --------------------------------------------------------------------------------------------------
@@ -216,10 +242,14 @@ def test_decode_is_memory_bound_at_batch_one_and_prefill_compute_bound() -> None
     assert est.speed.prefill.bound == "memory"  # 128 tokens: reading the weights takes longer than the FLOPs
     critical = est.speed.critical_batch
     assert critical is not None and 100 < critical < 400  # H100: 989 TFLOP/s / 3.35 TB/s ≈ 295 FLOP/byte
-    at_critical = estimate_inference(spec, InferenceJob(context_len=128, batch=round(critical) + 20), cluster("h100"))
+    at_critical = estimate_inference(
+        spec, InferenceJob(context_len=128, batch=round(critical) + 20), cluster("h100")
+    )
     assert at_critical.speed.decode.bound == "compute"
     # At 2048 tokens each sequence's KV traffic outweighs its FLOPs: decode never turns compute-bound.
-    assert estimate_inference(spec, InferenceJob(context_len=2048), cluster("h100")).speed.critical_batch is None
+    assert (
+        estimate_inference(spec, InferenceJob(context_len=2048), cluster("h100")).speed.critical_batch is None
+    )
 
 
 def test_tokens_per_s_grows_with_batch() -> None:
@@ -228,3 +258,30 @@ def test_tokens_per_s_grows_with_batch() -> None:
     many = estimate_inference(spec, InferenceJob(context_len=1024, batch=32), cluster("h100")).speed
     assert many.tokens_per_s > 10 * one.tokens_per_s
     assert many.tpot_s > one.tpot_s
+
+
+def test_inference_rules_rows() -> None:
+    from llmplan.estimate.rules_inference import inference_rules
+
+    rows = inference_rules()
+    assert {r.seed for r in rows} == {"000", "001", "002", "003"}
+    by_case = {r.case: r for r in rows}
+    assert by_case["Llama-2-7B fp16 weights, bytes"].llmplan_value == 2 * 6_738_415_616
+    assert by_case["largest finite fp16"].llmplan_value == 65504.0
+    busy = by_case["Llama-2-7B fp16, 16 × 4096 tokens, HF, A100 (device)"]
+    assert busy.llmplan_value / (busy.rule_value / 1.2) == pytest.approx(4.0, abs=0.05)
+
+
+def test_vllm_int8_kv_refused_and_notes() -> None:
+    spec = load_model("llama-3-8b")
+    with pytest.raises(SpecError, match="kv_dtype"):
+        estimate_inference(spec, InferenceJob(engine=Engine.VLLM, kv_dtype=KvDtype.INT8), cluster("h100"))
+    gguf = estimate_inference(spec, InferenceJob(quant=Q.Q4_K_M), cluster("h100"))
+    assert any("dequantizes GGUF" in n for n in gguf.notes)
+    too_big = estimate_inference(load_model("llama-3-70b"), InferenceJob(engine=Engine.VLLM), cluster())
+    assert not too_big.fits and any("cannot start" in n for n in too_big.notes)
+
+
+def test_rope_scaled_model_message_names_its_scaling() -> None:
+    with pytest.raises(SpecError, match=r"rope_scaling \(linear, factor 8.0\)"):
+        estimate_inference(load_model("gemma-3-27b"), InferenceJob(context_len=200_000), cluster("h100"))

@@ -15,17 +15,35 @@ CASES = [
     ("llama-2-7b", 2048, 2, 1, Engine.HF, 2 * 32 * 32 * 128 * 2048 * 2, "MHA: 2·L·H·d·t·2 = 1 GiB"),
     ("llama-3-8b", 1, 2, 1, Engine.HF, 128 * KIB, "GQA 8 kv heads: 2·32·8·128·2 = 128 KiB/token"),
     ("llama-3-8b", 1000, 1, 1, Engine.HF, 64 * KIB * 1000, "fp8 KV halves it"),
-    ("deepseek-v3", 1, 2, 1, Engine.VLLM, (512 + 64) * 61 * 2 * 16, "MLA latent + rope key, one 16-token block"),
+    (
+        "deepseek-v3",
+        1,
+        2,
+        1,
+        Engine.VLLM,
+        (512 + 64) * 61 * 2 * 16,
+        "MLA latent + rope key, one 16-token block",
+    ),
     ("deepseek-v3", 1, 2, 8, Engine.HF, (512 + 64) * 61 * 2, "MLA latent replicated on each tp rank"),
     ("starcoder", 100, 2, 1, Engine.HF, 2 * 40 * 1 * 128 * 100 * 2, "MQA: one kv head"),
-    ("llama-3-8b", 1, 2, 16, Engine.HF, 2 * 32 * 1 * 128 * 2, "tp 16 > 8 kv heads: one replicated head per rank"),
+    (
+        "llama-3-8b",
+        1,
+        2,
+        16,
+        Engine.HF,
+        2 * 32 * 1 * 128 * 2,
+        "tp 16 > 8 kv heads: one replicated head per rank",
+    ),
     ("llama-3-8b", 1, 2, 4, Engine.HF, 2 * 32 * 2 * 128 * 2, "tp 4: 2 kv heads per rank"),
     ("llama-3-8b", 17, 2, 1, Engine.VLLM, 128 * KIB * 32, "17 tokens = 2 blocks of 16"),
 ]
 
 
 @pytest.mark.parametrize(("model", "tokens", "dtype", "tp", "engine", "expected", "why"), CASES)
-def test_kv_bytes_exact(model: str, tokens: int, dtype: int, tp: int, engine: Engine, expected: int, why: str) -> None:
+def test_kv_bytes_exact(
+    model: str, tokens: int, dtype: int, tp: int, engine: Engine, expected: int, why: str
+) -> None:
     spec = load_model(model)
     got = kv_cache_bytes(spec, tokens, 1, dtype, tp=tp, engine=engine).total
     assert got == expected, why

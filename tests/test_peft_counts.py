@@ -343,3 +343,43 @@ def test_peft_never_exceeds_full_and_base_adds_up(arch: str, method: Method):
     assert ours.frozen + ours.base_trainable == count_params(spec).total
     if method not in (Method.FULL, Method.PREFIX, Method.PTUNING_V2):
         assert ours.total < count_params(spec).total
+
+
+# Llama-2-7B at full size. Reference: peft 0.21 on the meta-device model (checked by the trace test below; for
+# LoRA r=8 on q_proj,v_proj peft prints "trainable params: 4,194,304 || all params: 6,742,609,920", the figure
+# public Llama-2-7B fine-tuning notebooks show). Tolerance: zero.
+LLAMA_2_7B_EXPECTED = [
+    ("lora-r8-qv", Method.LORA, {}, 4_194_304),
+    ("lora-r16-all-linear", Method.LORA, {"lora_rank": 16, "lora_targets": ("all-linear",)}, 39_976_960),
+    ("ia3", Method.IA3, {}, 614_400),
+    ("prefix", Method.PREFIX, {}, 5_242_880),
+]
+
+
+@pytest.mark.parametrize(
+    ("method", "peft_kw", "expected"), [pytest.param(*c[1:], id=c[0]) for c in LLAMA_2_7B_EXPECTED]
+)
+def test_llama_2_7b_reference_counts(llama7b_config: dict, method: Method, peft_kw: dict, expected: int):
+    spec = parse_config(llama7b_config, "llama-2-7b")
+    ours = trainable_params(spec, TrainingJob(method=method, peft=PeftSpec(**peft_kw)))
+    assert ours.total == expected
+    assert ours.frozen == count_params(spec).total == 6_738_415_616
+
+
+@pytest.mark.trace
+def test_llama_2_7b_reference_counts_are_peft_counts(llama7b_config: dict):
+    torch = pytest.importorskip("torch")
+    transformers = pytest.importorskip("transformers")
+    peft = pytest.importorskip("peft")
+    config = transformers.LlamaConfig(**{k: v for k, v in llama7b_config.items() if k != "model_type"})
+    configs = {
+        "lora-r8-qv": peft.LoraConfig(r=8, target_modules=["q_proj", "v_proj"]),
+        "lora-r16-all-linear": peft.LoraConfig(r=16, target_modules="all-linear"),
+        "ia3": peft.IA3Config(task_type="CAUSAL_LM"),
+        "prefix": peft.PrefixTuningConfig(task_type="CAUSAL_LM", num_virtual_tokens=20),
+    }
+    for case, _, _, expected in LLAMA_2_7B_EXPECTED:
+        with torch.device("meta"):
+            model = transformers.AutoModelForCausalLM.from_config(config)
+            counts = peft.get_peft_model(model, configs[case]).get_nb_trainable_parameters()
+        assert counts == (expected, 6_738_415_616 + expected)

@@ -18,27 +18,66 @@ transformers = pytest.importorskip("transformers")
 pytestmark = pytest.mark.trace
 
 LLAMA_GQA = {
-    "architectures": ["LlamaForCausalLM"], "model_type": "llama", "hidden_size": 64, "intermediate_size": 128,
-    "num_attention_heads": 8, "num_key_value_heads": 2, "num_hidden_layers": 3, "vocab_size": 128,
-    "max_position_embeddings": 256, "tie_word_embeddings": False,
+    "architectures": ["LlamaForCausalLM"],
+    "model_type": "llama",
+    "hidden_size": 64,
+    "intermediate_size": 128,
+    "num_attention_heads": 8,
+    "num_key_value_heads": 2,
+    "num_hidden_layers": 3,
+    "vocab_size": 128,
+    "max_position_embeddings": 256,
+    "tie_word_embeddings": False,
 }
 MISTRAL_SLIDING = {
-    "architectures": ["MistralForCausalLM"], "model_type": "mistral", "hidden_size": 64, "intermediate_size": 128,
-    "num_attention_heads": 4, "num_key_value_heads": 2, "num_hidden_layers": 2, "vocab_size": 128,
-    "max_position_embeddings": 256, "sliding_window": 8, "tie_word_embeddings": False,
+    "architectures": ["MistralForCausalLM"],
+    "model_type": "mistral",
+    "hidden_size": 64,
+    "intermediate_size": 128,
+    "num_attention_heads": 4,
+    "num_key_value_heads": 2,
+    "num_hidden_layers": 2,
+    "vocab_size": 128,
+    "max_position_embeddings": 256,
+    "sliding_window": 8,
+    "tie_word_embeddings": False,
 }
 GEMMA2_HYBRID = {
-    "architectures": ["Gemma2ForCausalLM"], "model_type": "gemma2", "hidden_size": 64, "intermediate_size": 128,
-    "num_attention_heads": 4, "num_key_value_heads": 2, "head_dim": 16, "num_hidden_layers": 4,
-    "vocab_size": 128, "max_position_embeddings": 256, "sliding_window": 8,
+    "architectures": ["Gemma2ForCausalLM"],
+    "model_type": "gemma2",
+    "hidden_size": 64,
+    "intermediate_size": 128,
+    "num_attention_heads": 4,
+    "num_key_value_heads": 2,
+    "head_dim": 16,
+    "num_hidden_layers": 4,
+    "vocab_size": 128,
+    "max_position_embeddings": 256,
+    "sliding_window": 8,
 }
 DEEPSEEK_V3_SMALL = {
-    "architectures": ["DeepseekV3ForCausalLM"], "model_type": "deepseek_v3", "hidden_size": 64,
-    "intermediate_size": 128, "moe_intermediate_size": 32, "n_routed_experts": 4, "num_experts_per_tok": 2,
-    "n_shared_experts": 1, "first_k_dense_replace": 1, "n_group": 1, "topk_group": 1, "num_hidden_layers": 2,
-    "num_attention_heads": 4, "num_key_value_heads": 4, "kv_lora_rank": 16, "q_lora_rank": 24,
-    "qk_nope_head_dim": 8, "qk_rope_head_dim": 4, "v_head_dim": 8, "vocab_size": 128,
-    "max_position_embeddings": 256, "tie_word_embeddings": False,
+    "architectures": ["DeepseekV3ForCausalLM"],
+    "model_type": "deepseek_v3",
+    "hidden_size": 64,
+    "intermediate_size": 128,
+    "moe_intermediate_size": 32,
+    "n_routed_experts": 4,
+    "num_experts_per_tok": 2,
+    "n_shared_experts": 1,
+    "first_k_dense_replace": 1,
+    "n_group": 1,
+    "topk_group": 1,
+    "num_hidden_layers": 2,
+    "num_attention_heads": 4,
+    "num_key_value_heads": 4,
+    "kv_lora_rank": 16,
+    "q_lora_rank": 24,
+    "qk_nope_head_dim": 8,
+    "qk_rope_head_dim": 4,
+    "v_head_dim": 8,
+    "vocab_size": 128,
+    "max_position_embeddings": 256,
+    "tie_word_embeddings": False,
 }
 
 
@@ -53,9 +92,13 @@ def traced_cache_bytes(config: dict, batch: int, prompt: int, decode_steps: int)
         model = AutoModelForCausalLM.from_config(cfg, dtype=torch.bfloat16).eval()
         cache = DynamicCache(config=cfg)
         with torch.no_grad():
-            model(input_ids=torch.zeros(batch, prompt, dtype=torch.long), past_key_values=cache, use_cache=True)
+            model(
+                input_ids=torch.zeros(batch, prompt, dtype=torch.long), past_key_values=cache, use_cache=True
+            )
             for _ in range(decode_steps):
-                model(input_ids=torch.zeros(batch, 1, dtype=torch.long), past_key_values=cache, use_cache=True)
+                model(
+                    input_ids=torch.zeros(batch, 1, dtype=torch.long), past_key_values=cache, use_cache=True
+                )
         return sum(
             t.numel() * t.element_size()
             for layer in cache.layers
@@ -79,3 +122,26 @@ def test_dynamic_cache_equals_formula(config: dict, batch: int, prompt: int, ste
     spec = parse_config(config, "inline")
     expected = kv_cache_bytes(spec, prompt + steps, batch, 2, engine=Engine.HF).total
     assert traced_cache_bytes(config, batch, prompt, steps) == expected
+
+
+@pytest.mark.parametrize(
+    ("model_id", "batch", "prompt"), [("qwen2.5-0.5b", 4, 1024), ("llama-3.2-1b", 8, 2048)]
+)
+def test_prefill_peak_within_5_percent_of_trace(model_id: str, batch: int, prompt: int) -> None:
+    """Issue 5 item 4: the analytic allocated peak (weights + KV + prefill transient) vs the trace engine's peak.
+    The cuBLAS workspace is left out: fake tensors cannot see it."""
+    from llmplan import catalog
+    from llmplan.estimate.inference import CUBLAS_WORKSPACE_BYTES, estimate_inference
+    from llmplan.loading import load_model
+    from llmplan.specs.hardware import Cluster
+    from llmplan.specs.inference import InferenceJob
+    from llmplan.trace import inference_run, trace_inference
+
+    spec = load_model(model_id)
+    steps = 4
+    traced = trace_inference(
+        spec, inference_run(batch_size=batch, prompt_len=prompt, decode_steps=steps)
+    ).total
+    job = InferenceJob(context_len=prompt + steps, prompt_len=prompt, batch=batch)
+    est = estimate_inference(spec, job, Cluster(accelerator=catalog.accelerator("h100")))
+    assert est.memory.allocated_bytes - CUBLAS_WORKSPACE_BYTES == pytest.approx(traced, rel=0.05)

@@ -173,10 +173,13 @@ def validate(model: ModelSpec, job: InferenceJob, acc: Accelerator) -> list[str]
                 "scaling, quality beyond the trained length is not guaranteed"
             )
         else:
+            shown = ", ".join(
+                f"{key} {scaling[key]}"
+                for key in ("original_max_position_embeddings", "factor")
+                if key in scaling
+            )
             how = (
-                f"its rope_scaling ({kind}, original_max_position_embeddings "
-                f"{scaling.get('original_max_position_embeddings')}, factor {scaling.get('factor')}) already "
-                f"extends to {limit}"
+                f"its rope_scaling ({kind}{', ' + shown if shown else ''}) already extends to {limit}"
                 if scaling
                 else "it has no rope_scaling; a config with rope_scaling (e.g. yarn or dynamic) could extend it"
             )
@@ -207,6 +210,20 @@ def validate(model: ModelSpec, job: InferenceJob, acc: Accelerator) -> list[str]
             "quant" if job.quant.is_float else "compute_dtype",
             f"bf16 needs compute capability >= 8.0; {acc.name} has {acc.compute_capability} "
             "(allowed here: fp16 or fp32)",
+        )
+    if job.engine is Engine.VLLM and job.kv_dtype is KvDtype.INT8:
+        raise SpecError(
+            "kv_dtype", "int8 is not a vLLM KV-cache dtype (allowed with --engine vllm: auto, fp8)"
+        )
+    if job.engine is Engine.HF and job.kv_dtype in (KvDtype.FP8, KvDtype.INT8):
+        notes.append(
+            f"{job.kv_dtype.value} KV cache with transformers needs a quantized cache (QuantizedCache with quanto or "
+            "HQQ); DynamicCache stores the compute dtype"
+        )
+    if job.engine is Engine.HF and job.quant.is_gguf:
+        notes.append(
+            "transformers dequantizes GGUF files on load (gguf_file=...): these are the bytes llama.cpp and vLLM "
+            "hold; under transformers the weights take the compute dtype (use --quant bf16 / fp16 for that)"
         )
     if job.kv_dtype is KvDtype.FP8 and not acc.supports("fp8"):
         notes.append(
@@ -505,6 +522,16 @@ def estimate_inference(model: ModelSpec, job: InferenceJob, cluster: Cluster) ->
             f"vLLM pre-allocates {blocks} blocks of {job.vllm.block_size} tokens; the job needs "
             f"{-(-kv // block_bytes)} of them"
         )
+        if available <= 0:
+            notes.append(
+                "vLLM cannot start: weights + profiled activations + non-torch memory exceed gpu_memory_utilization "
+                "x memory (vLLM raises 'No available memory for the cache blocks'); add GPUs (--tp) or quantize"
+            )
+        elif budget.max_concurrency == 0:
+            notes.append(
+                f"vLLM refuses max_model_len {c}: one sequence needs more KV cache than the {available:,} bytes "
+                "left (lower --context or raise gpu_memory_utilization)"
+            )
         if b > job.vllm.max_num_seqs:
             notes.append(f"batch {b} > max_num_seqs {job.vllm.max_num_seqs}: vLLM queues the rest")
     else:

@@ -12,11 +12,17 @@ Behaviour of peft 0.21 mirrored here (paths under site-packages/peft/):
 - "all-linear" (tuners/tuners_utils.py `_maybe_include_all_linear_layers`): every `nn.Linear` / `Conv1D`
   module except the output embedding (the head);
 - MoE in transformers v5: the routed experts are fused 3-D `nn.Parameter`s inside one `experts` module and the
-  router (`mlp.gate`) keeps a bare weight parameter, so neither is an `nn.Linear`: "all-linear" and
-  `target_modules` never reach them (peft's separate `target_parameters` option is not modelled);
-- prompt learning (utils/other.py `_prepare_prompt_learning_config`): token_dim = hidden size; for prefix
-  tuning on configs that have `num_key_value_heads`, token_dim = head_dim · num_key_value_heads (GQA, peft
-  issue #1901); `encoder_hidden_size` defaults to that token_dim.
+  router (`mlp.gate`) keeps a bare weight parameter, so neither is an `nn.Linear` and module targets never
+  reach them; but for LoRA (and DoRA, which peft then refuses) on mixtral, qwen3_moe, deepseek_v2 and
+  deepseek_v3, peft rewrites the v4 names into `target_parameters` (utils/transformers_weight_conversion.py
+  `_convert_peft_config_moe`, lines 332-352 and 402-482): see `lora_target_linears`;
+- prompt learning (utils/other.py `_prepare_prompt_learning_config`, lines 1151-1237): token_dim = hidden
+  size; for prefix tuning on configs that have `num_key_value_heads`, token_dim = head_dim ·
+  num_key_value_heads (GQA, peft issue #1901); `encoder_hidden_size` defaults to that token_dim.
+
+Not modelled: peft's "all-linear" also adapts linears outside the decoder blocks other than the head; among the
+parsed models only OPT configs with `word_embed_proj_dim != hidden_size` (opt-350m) have such layers
+(project_in, project_out), which this count leaves out.
 """
 
 from __future__ import annotations

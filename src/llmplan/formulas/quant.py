@@ -46,7 +46,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from llmplan.specs.inference import QuantFormat
-from llmplan.specs.model import Group, Linear, ModelSpec, TpSplit
+from llmplan.specs.model import Block, Group, Linear, ModelSpec, TpSplit
 
 FLOAT_BYTES = {QuantFormat.FP32: 4, QuantFormat.FP16: 2, QuantFormat.BF16: 2}
 
@@ -137,28 +137,37 @@ def _use_more_bits(i: int, n: int) -> bool:
     return i < n // 8 or i >= 7 * n // 8 or (i - n // 8) % 3 == 2
 
 
-def gguf_tensor_type(fmt: QuantFormat, linear: Linear, layer: int, model: ModelSpec) -> str:
-    """GGUF type llama.cpp gives this linear of decoder layer `layer` for the file type `fmt` (module doc)."""
-    base = _gguf_base(fmt)
-    n = model.num_hidden_layers
+def gguf_role(linear: Linear) -> str:
+    """The llama.cpp tensor category of a decoder linear that the mixes treat apart: attn_v, ffn_down,
+    attn_output, or "other"."""
     leaf = linear.leaf_name
-    is_v = leaf == "v_proj"
-    is_down = leaf in _FFN_DOWN and linear.group in (Group.MLP, Group.ROUTED_EXPERTS, Group.SHARED_EXPERTS)
-    is_out = leaf in _ATTN_OUT and linear.group is Group.ATTENTION
-    if fmt in (QuantFormat.Q4_K_M, QuantFormat.Q5_K_M) and (is_v or is_down):
+    if leaf == "v_proj":
+        return "attn_v"
+    if leaf in _FFN_DOWN and linear.group in (Group.MLP, Group.ROUTED_EXPERTS, Group.SHARED_EXPERTS):
+        return "ffn_down"
+    if leaf in _ATTN_OUT and linear.group is Group.ATTENTION:
+        return "attn_output"
+    return "other"
+
+
+def gguf_tensor_type(fmt: QuantFormat, role: str, layer: int, model: ModelSpec) -> str:
+    """GGUF type llama.cpp gives a linear of `role` (`gguf_role`) in decoder layer `layer` (module doc)."""
+    base = _gguf_base(fmt)
+    if role == "other":
+        return base
+    n = model.num_hidden_layers
+    if fmt in (QuantFormat.Q4_K_M, QuantFormat.Q5_K_M) and role in ("attn_v", "ffn_down"):
         return "q6_k" if _use_more_bits(layer, n) else base
     if fmt is QuantFormat.Q3_K_M:
-        if is_v:
+        if role == "attn_v":
             return "q5_k" if layer < 2 else "q4_k"
-        if is_down:
+        if role == "ffn_down":
             return "q5_k" if layer < n // 16 else "q4_k"
-        if is_out:
-            return "q4_k"
+        return "q4_k"
     if fmt is QuantFormat.Q2_K:
-        if is_v:
+        if role == "attn_v":
             return "q4_k" if model.num_attention_heads >= 4 * model.num_key_value_heads else "q3_k"
-        if is_down or is_out:
-            return "q3_k"
+        return "q3_k"
     return base
 
 
@@ -172,6 +181,48 @@ def _shard(linear: Linear, model: ModelSpec, tp: int) -> tuple[int, int]:
         heads = max(1, model.num_key_value_heads // tp)
         return linear.in_features, linear.out_features // model.num_key_value_heads * heads
     return linear.in_features, -(-linear.out_features // tp)
+
+
+def _block_bytes(
+    block: Block,
+    index: int,
+    model: ModelSpec,
+    fmt: QuantFormat,
+    tp: int,
+    hp: int,
+    small: int,
+    group_size: int,
+    double_quant: bool,
+    memo: dict,
+    roles: dict,
+) -> tuple[int, int, int]:
+    """(payload, metadata, high-precision) bytes of one decoder layer on one tp rank."""
+    payload = meta = 0
+    high = sum(small * tensor.numel for tensor in block.tensors)
+    for linear in block.linears:
+        in_f, out_f = _shard(linear, model, tp)
+        copies = linear.copies
+        if linear.bias:
+            high += small * out_f * copies
+        if linear.group is Group.ROUTER:
+            high += hp * in_f * out_f * copies
+            continue
+        gguf_type = None
+        if fmt.is_gguf:
+            role = roles.get(linear.name)
+            if role is None:
+                role = roles[linear.name] = gguf_role(linear)
+            gguf_type = gguf_tensor_type(fmt, role, index, model)
+        key = (in_f, out_f, copies, gguf_type)
+        found = memo.get(key)
+        if found is None:
+            p, m = linear_weight_bytes(
+                fmt, in_f, out_f, group_size=group_size, double_quant=double_quant, gguf_type=gguf_type
+            )
+            found = memo[key] = (p * copies, m * copies)
+        payload += found[0]
+        meta += found[1]
+    return payload, meta, high
 
 
 def weight_bytes(
@@ -193,27 +244,23 @@ def weight_bytes(
     small = 4 if gguf else hp  # norms and biases: F32 in GGUF, the compute dtype elsewhere
     payload = meta = high = 0
     memo: dict[tuple[int, int, int, str | None], tuple[int, int]] = {}
+    roles: dict[str, str] = {}
+    n_layers = model.num_hidden_layers
+    seen: dict[object, list[tuple[Block, tuple[int, int, int]]]] = {}
     for index, block in enumerate(model.layers):
-        for tensor in block.tensors:
-            high += small * tensor.numel
-        for linear in block.linears:
-            in_f, out_f = _shard(linear, model, tp)
-            copies = linear.copies
-            if linear.bias:
-                high += small * out_f * copies
-            if linear.group is Group.ROUTER:
-                high += hp * in_f * out_f * copies
-                continue
-            gguf_type = gguf_tensor_type(fmt, linear, index, model) if gguf else None
-            key = (in_f, out_f, copies, gguf_type)
-            found = memo.get(key)
-            if found is None:
-                p, m = linear_weight_bytes(
-                    fmt, in_f, out_f, group_size=group_size, double_quant=double_quant, gguf_type=gguf_type
-                )
-                found = memo[key] = (p * copies, m * copies)
-            payload += found[0]
-            meta += found[1]
+        # Decoder layers repeat: a layer equal to an earlier one (and, for GGUF, in the same mix class) costs
+        # what that one cost.
+        mix = (_use_more_bits(index, n_layers), index < 2, index < n_layers // 16) if gguf else None
+        known = seen.setdefault(mix, [])
+        cost = next((c for b, c in known if b is block or b == block), None)
+        if cost is None:
+            cost = _block_bytes(
+                block, index, model, fmt, tp, hp, small, group_size, double_quant, memo, roles
+            )
+            known.append((block, cost))
+        payload += cost[0]
+        meta += cost[1]
+        high += cost[2]
     for linear in model.final_linears:
         high += hp * linear.numel
     for tensor in model.final:

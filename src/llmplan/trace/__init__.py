@@ -16,8 +16,11 @@ if TYPE_CHECKING:
     from llmplan.trace.step import InferenceRun
 
 
-def trace_training(spec: ModelSpec, job: TrainingJob, *, layout: Layout | None = None, compose: bool = True) -> TraceResult:
+def trace_training(
+    spec: ModelSpec, job: TrainingJob, *, layout: Layout | None = None, compose: bool = True
+) -> TraceResult:
     """One training step of `spec` for `job` (see `llmplan.trace.compose.trace`)."""
+    _require_extra()
     from llmplan.trace.compose import trace
 
     return trace(spec, job, layout=layout, compose_layers=compose)
@@ -25,9 +28,18 @@ def trace_training(spec: ModelSpec, job: TrainingJob, *, layout: Layout | None =
 
 def trace_inference(spec: ModelSpec, run: InferenceRun, *, compose: bool = True) -> TraceResult:
     """Prefill and decode steps of `spec` (see `llmplan.trace.compose.trace`)."""
+    _require_extra()
     from llmplan.trace.compose import trace
 
     return trace(spec, run, compose_layers=compose)
+
+
+def _require_extra() -> None:
+    """MissingExtraError naming the trace extra unless torch, transformers and peft import."""
+    from llmplan.trace.build import require
+
+    for module in ("torch", "transformers", "peft"):
+        require(module)
 
 
 def inference_run(**kwargs: Any) -> InferenceRun:

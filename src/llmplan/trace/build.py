@@ -14,7 +14,7 @@ from typing import Any
 
 from llmplan.errors import LlmplanError, MissingExtraError, UnsupportedModelError
 from llmplan.specs.model import ModelSpec
-from llmplan.specs.training import AttentionImpl, Method, Precision, Recompute, TrainingJob
+from llmplan.specs.training import AttentionImpl, Layout, Method, Precision, Recompute, TrainingJob
 
 
 def require(module: str = "torch") -> Any:
@@ -54,7 +54,9 @@ UNTRACEABLE_METHODS = {
 def hf_config(spec: ModelSpec, *, num_layers: int | None = None, attention: str = "sdpa") -> Any:
     """The transformers config of a spec, optionally cut to `num_layers` decoder layers."""
     transformers = require("transformers")
-    data = {k: v for k, v in spec.config.items() if k not in ("architectures", "auto_map", "transformers_version")}
+    data = {
+        k: v for k, v in spec.config.items() if k not in ("architectures", "auto_map", "transformers_version")
+    }
     model_type = str(data.pop("model_type", spec.model_type))
     if num_layers is not None:
         data["num_hidden_layers"] = num_layers
@@ -107,9 +109,34 @@ def check_job(job: TrainingJob) -> None:
             f"allowed: {', '.join(p.value for p in MODEL_DTYPE)}"
         )
     if job.chunked_ce:
-        raise LlmplanError("chunked_ce: chunked cross-entropy kernels are not part of transformers; not traced")
+        raise LlmplanError(
+            "chunked_ce: chunked cross-entropy kernels are not part of transformers; not traced"
+        )
     if job.activation_offload:
         raise LlmplanError("activation_offload: offloading saved activations to the host is not traced")
+
+
+def check_layout(layout: Layout | None) -> None:
+    """Raise for layouts one CPU process cannot trace (only FSDP full shard over dp ranks can be)."""
+    if layout is None:
+        return
+    if layout.tp > 1 or layout.pp > 1 or layout.cp > 1 or layout.ep > 1:
+        raise LlmplanError(
+            "layout: tensor, pipeline, context and expert parallel layouts cannot be traced on one CPU "
+            "(FSDP full shard over dp ranks can); the analytic engine answers for them"
+        )
+    if int(layout.zero) != 0:
+        raise LlmplanError(
+            "zero: DeepSpeed ZeRO cannot be traced; trace --fsdp full-shard, its ZeRO-3 equivalent"
+        )
+    if layout.offload_optimizer.value != "none" or layout.offload_params.value != "none":
+        raise LlmplanError("offload: offloaded optimizer states or parameters are not traced")
+    if layout.fsdp is not None and layout.fsdp.value != "full-shard":
+        raise LlmplanError(f"fsdp: {layout.fsdp.value} is not traced (allowed: full-shard)")
+    if layout.dp > 1 and layout.fsdp is None:
+        raise LlmplanError(
+            "dp: plain data parallel (DDP) gradient buckets are not traced; trace one rank (dp 1) or FSDP"
+        )
 
 
 def attention_name(attention: AttentionImpl, recompute: Recompute) -> str:
@@ -140,7 +167,9 @@ def _register_selective(base: str) -> str:
         from transformers.models.llama.modeling_llama import eager_attention_forward as inner
 
     def selective(module: Any, query: Any, key: Any, value: Any, attention_mask: Any, **kwargs: Any) -> Any:
-        return checkpoint.checkpoint(inner, module, query, key, value, attention_mask, use_reentrant=False, **kwargs)
+        return checkpoint.checkpoint(
+            inner, module, query, key, value, attention_mask, use_reentrant=False, **kwargs
+        )
 
     transformers.AttentionInterface.register(name, selective)
     return name
@@ -190,7 +219,11 @@ def fake_safe_module_moves() -> Iterator[None]:
             if id(param) not in made:
                 with torch.no_grad():
                     applied = fn(param)
-                new = param if applied is param else torch.nn.Parameter(applied, requires_grad=param.requires_grad)
+                new = (
+                    param
+                    if applied is param
+                    else torch.nn.Parameter(applied, requires_grad=param.requires_grad)
+                )
                 made[id(param)] = (param, new)  # the old one is kept alive so that its id is not reused
             self._parameters[key] = made[id(param)][1]
         for key, buf in self._buffers.items():
@@ -288,10 +321,14 @@ def _quantize_base_nf4(model: Any, job: TrainingJob) -> None:
     except (ImportError, AttributeError):
         raise MissingExtraError("tracing QLoRA", "torchao") from None
     if not job.peft.quant_double:
-        raise LlmplanError("quant_double: torchao's NF4 always double-quantizes; trace QLoRA with quant_double")
+        raise LlmplanError(
+            "quant_double: torchao's NF4 always double-quantizes; trace QLoRA with quant_double"
+        )
     head = lm_head(model)
     for name, module in model.named_modules():
         if not isinstance(module, torch.nn.Linear) or module is head or "lora_" in name:
             continue
         weight = module.weight.detach()
-        module.weight = torch.nn.Parameter(to_nf4(weight, job.peft.quant_block_size, 256), requires_grad=False)
+        module.weight = torch.nn.Parameter(
+            to_nf4(weight, job.peft.quant_block_size, 256), requires_grad=False
+        )

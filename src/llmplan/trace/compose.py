@@ -15,18 +15,21 @@ events grow with the parameter count), the whole model is traced instead.
 from __future__ import annotations
 
 import time
-from dataclasses import dataclass, replace
 from collections.abc import Callable
+from dataclasses import dataclass, replace
 from typing import Any
 
-from llmplan.errors import LlmplanError
 from llmplan.specs.model import ModelSpec
 from llmplan.specs.training import Layout, TrainingJob
 from llmplan.trace import build, step
 from llmplan.trace.result import PhasePeak, TraceBreakdown, TraceResult
 from llmplan.trace.tracker import CATS, Tracker
 
-CUT_LAYERS = (3, 4)
+EDGE_LAYERS = 2
+"""Layers kept at each end of the stack: the first and the last layer differ from the others (no layer
+before / after them; FSDP prefetches nothing there), and the second and the second-to-last are the ends of
+the run of identical layers between them."""
+CUT_LAYERS = (2 * EDGE_LAYERS, 2 * EDGE_LAYERS + 1)
 """Layer counts of the two cut models that are traced to compose a deeper one."""
 
 
@@ -98,15 +101,15 @@ def run_trace(
 
 def _runs(trace: RawTrace) -> list[tuple[tuple[int, str, Any], list[int]]]:
     """Consecutive events grouped by mapped segment label; middle layers (1 < k < L-1) dropped."""
-    last = trace.num_layers - 1
+    n = trace.num_layers
     out: list[tuple[tuple[int, str, Any], list[int]]] = []
     for i, (phase, kind, layer) in enumerate(trace.labels):
         if layer < 0:
             key: Any = -1
-        elif layer == last:
-            key = "last"
-        elif layer <= 1:
+        elif layer < EDGE_LAYERS:
             key = layer
+        elif layer >= n - EDGE_LAYERS:
+            key = ("from_end", n - 1 - layer)
         else:
             continue
         label = (phase, kind, key)
@@ -118,9 +121,16 @@ def _runs(trace: RawTrace) -> list[tuple[tuple[int, str, Any], list[int]]]:
 
 
 def _run_ends(events: list[int], signs: list[int]) -> list[int]:
-    """The last event of each run of births (or of deaths): the peak of a segment is at the end of a run of
-    births, so only run ends need to align (a loop creating one optimizer state per parameter is one run)."""
-    return [e for k, e in enumerate(events) if k + 1 == len(events) or signs[events[k + 1]] != signs[e]]
+    """The first and last event of each run of births (or of deaths): a segment's highest bytes are at the end
+    of a run of births, or at the first event of a run of deaths, which opens a phase at its previous value.
+    Only these need to align (a loop creating one optimizer state per parameter is one run)."""
+    keep = []
+    for k, e in enumerate(events):
+        first = k == 0 or signs[events[k - 1]] != signs[e]
+        last = k + 1 == len(events) or signs[events[k + 1]] != signs[e]
+        if first or last:
+            keep.append(e)
+    return keep
 
 
 def compose(a: RawTrace, b: RawTrace, num_layers: int) -> tuple[list[tuple[int, ...]], list[tuple[str, int]]]:
@@ -133,15 +143,17 @@ def compose(a: RawTrace, b: RawTrace, num_layers: int) -> tuple[list[tuple[int, 
     extra = num_layers - b.num_layers
     values: list[tuple[int, ...]] = []
     phases: list[tuple[str, int]] = []
-    for (_lab, ev_a), (_lab_b, ev_b) in zip(runs_a, runs_b):
-        for i, j in zip(ev_a, ev_b):
+    for (_lab, ev_a), (_lab_b, ev_b) in zip(runs_a, runs_b, strict=True):
+        for i, j in zip(ev_a, ev_b, strict=True):
             va, vb = a.values[i], b.values[j]
-            values.append(tuple(y + extra * (y - x) for x, y in zip(va, vb)))
+            values.append(tuple(y + extra * (y - x) for x, y in zip(va, vb, strict=True)))
             phases.append(b.phases[j])
     return values, phases
 
 
-def summarise(values: list[tuple[int, ...]], phases: list[tuple[str, int]]) -> tuple[TraceBreakdown, str, int, tuple[PhasePeak, ...]]:
+def summarise(
+    values: list[tuple[int, ...]], phases: list[tuple[str, int]]
+) -> tuple[TraceBreakdown, str, int, tuple[PhasePeak, ...]]:
     """The peak's breakdown, phase and step, and each phase's peak and end bytes."""
     best, best_i = -1, 0
     timeline: list[PhasePeak] = []
@@ -154,29 +166,13 @@ def summarise(values: list[tuple[int, ...]], phases: list[tuple[str, int]]) -> t
         else:
             last = timeline[-1]
             timeline[-1] = PhasePeak(last.phase, last.step, max(last.peak_bytes, total), total)
-    peak = TraceBreakdown(**{f"{c.value}_bytes": n for c, n in zip(CATS, values[best_i])}) if values else TraceBreakdown()
+    peak = (
+        TraceBreakdown(**{f"{c.value}_bytes": n for c, n in zip(CATS, values[best_i], strict=True)})
+        if values
+        else TraceBreakdown()
+    )
     phase, step_no = phases[best_i] if values else ("setup", 0)
     return peak, phase, step_no, tuple(timeline)
-
-
-def _check_layout(layout: Layout | None) -> None:
-    if layout is None:
-        return
-    if layout.tp > 1 or layout.pp > 1 or layout.cp > 1 or layout.ep > 1:
-        raise LlmplanError(
-            "layout: tensor, pipeline, context and expert parallel layouts cannot be traced on one CPU "
-            "(FSDP full shard over dp ranks can); the analytic engine answers for them"
-        )
-    if int(layout.zero) != 0:
-        raise LlmplanError("zero: DeepSpeed ZeRO cannot be traced; trace --fsdp full-shard, its ZeRO-3 equivalent")
-    if layout.offload_optimizer.value != "none" or layout.offload_params.value != "none":
-        raise LlmplanError("offload: offloaded optimizer states or parameters are not traced")
-    if layout.fsdp is not None and layout.fsdp.value != "full-shard":
-        raise LlmplanError(f"fsdp: {layout.fsdp.value} is not traced (allowed: full-shard)")
-    if layout.dp > 1 and layout.fsdp is None:
-        raise LlmplanError(
-            "dp: plain data parallel (DDP) gradient buckets are not traced; trace one rank (dp 1) or FSDP"
-        )
 
 
 def trace(
@@ -195,7 +191,7 @@ def trace(
     training = isinstance(work, TrainingJob)
     if training:
         build.check_job(work)
-        _check_layout(layout)
+        build.check_layout(layout)
         if layout is not None and layout.fsdp is not None and layout.dp > 1:
             from llmplan.trace import fsdp
 
@@ -230,7 +226,9 @@ def trace_with(
             traced: tuple[int, ...] = CUT_LAYERS
         except _Misaligned:
             composed = False
-            notes.append("cut traces did not align (per-parameter optimizer loop): the whole model was traced")
+            notes.append(
+                "cut traces did not align (per-parameter optimizer loop): the whole model was traced"
+            )
     if not composed:
         full = runner(spec, work, L)
         values, phases = full.values, full.phases

@@ -14,6 +14,7 @@ are copied back into the 16-bit weights and the fp32 gradients freed.
 from __future__ import annotations
 
 import contextlib
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -94,7 +95,9 @@ def make_optimizer(job: TrainingJob, params: list[Any]) -> Any:
         return torch.optim.SGD(params, lr=1e-3, momentum=momentum, **multi)
     if job.optimizer is Optimizer.ADAFACTOR:
         if impl is OptimizerImpl.FUSED:
-            raise LlmplanError("optimizer_impl: torch's Adafactor has no fused implementation (foreach, for-loop)")
+            raise LlmplanError(
+                "optimizer_impl: torch's Adafactor has no fused implementation (foreach, for-loop)"
+            )
         return torch.optim.Adafactor(params, lr=1e-2, foreach=multi["foreach"])
     raise LlmplanError(
         f"optimizer: {job.optimizer.value} cannot be traced (bitsandbytes and Lion optimizers are not in torch); "
@@ -109,8 +112,13 @@ def _tag_states(tracker: Tracker, optimizer: Any) -> None:
                 tracker.tag(value, Cat.OPTIMIZER_STATES)
 
 
-def train(model: Any, job: TrainingJob, tracker: Tracker, vocab_size: int) -> None:
-    """Forward, loss, backward and optimizer step, `TRAIN_STEPS` times (grad accumulation: two micro-batches)."""
+def train(
+    model: Any, job: TrainingJob, tracker: Tracker, vocab_size: int, clock: Callable[[], None] | None = None
+) -> None:
+    """Forward, loss, backward and optimizer step, `TRAIN_STEPS` times (grad accumulation: two micro-batches).
+
+    `clock` is called at the start and at the end of every step (the measure engine times steps with it).
+    """
     torch = require("torch")
     for p in model.parameters():
         tracker.tag(p, Cat.WEIGHTS)
@@ -141,12 +149,14 @@ def train(model: Any, job: TrainingJob, tracker: Tracker, vocab_size: int) -> No
     ids = torch.randint(0, vocab_size, (job.micro_batch_size, job.seq_len))
     tracker.tag(ids, Cat.ACTIVATIONS)
     autocast = (
-        torch.autocast("cpu", dtype=torch.bfloat16)
+        torch.autocast(ids.device.type, dtype=torch.bfloat16)
         if job.precision is Precision.AMP_BF16
         else contextlib.nullcontext()
     )
     model.train()
+    tick = clock or (lambda: None)
     for step in range(TRAIN_STEPS):
+        tick()
         for _micro in range(min(job.grad_accum_steps, 2)):
             tracker.phase("forward", step)
             with autocast:
@@ -157,10 +167,11 @@ def train(model: Any, job: TrainingJob, tracker: Tracker, vocab_size: int) -> No
             loss.backward()
             del loss
         if optimizer is None:
+            tick()
             continue
         tracker.phase("optimizer", step)
         if mixed:
-            for m, p in zip(targets, trainable):
+            for m, p in zip(targets, trainable, strict=True):
                 tracker.segment("cast", layer_of.get(id(p), -1))
                 m.grad = p.grad.float()
                 tracker.retag(m.grad, Cat.GRADIENTS)
@@ -170,10 +181,11 @@ def train(model: Any, job: TrainingJob, tracker: Tracker, vocab_size: int) -> No
         _tag_states(tracker, optimizer)
         if mixed:
             with torch.no_grad():
-                for m, p in zip(targets, trainable):
+                for m, p in zip(targets, trainable, strict=True):
                     p.copy_(m)
         optimizer.zero_grad(set_to_none=True)
         model.zero_grad(set_to_none=True)
+        tick()
     tracker.stop()
 
 
@@ -192,7 +204,9 @@ def _step_in_backward(tracker: Tracker, optimizer: Any) -> Any:
     return hook
 
 
-def infer(model: Any, run: InferenceRun, tracker: Tracker, vocab_size: int) -> None:
+def infer(
+    model: Any, run: InferenceRun, tracker: Tracker, vocab_size: int, clock: Callable[[], None] | None = None
+) -> None:
     """Prefill `batch_size` prompts into a DynamicCache, then `decode_steps` greedy steps of one token each.
 
     As `generate` does, the prefill computes the logits of the last position only (`logits_to_keep=1`).
@@ -207,18 +221,22 @@ def infer(model: Any, run: InferenceRun, tracker: Tracker, vocab_size: int) -> N
     ids = torch.randint(0, vocab_size, (run.batch_size, run.prompt_len))
     tracker.tag(ids, Cat.ACTIVATIONS)
     cache = transformers.DynamicCache(config=model.config)
+    tick = clock or (lambda: None)
     with torch.no_grad():
+        tick()
         tracker.phase("prefill", 0)
         out = model(input_ids=ids, past_key_values=cache, use_cache=True, logits_to_keep=1)
         _tag_cache(tracker, cache)
         token = out.logits[:, -1:].argmax(-1)
         del out
+        tick()
         for step in range(run.decode_steps):
             tracker.phase("decode", step)
             out = model(input_ids=token, past_key_values=cache, use_cache=True)
             _tag_cache(tracker, cache)
             token = out.logits[:, -1:].argmax(-1)
             del out
+            tick()
     tracker.stop()
 
 

@@ -26,6 +26,7 @@ from functools import partial
 from typing import Any
 
 import torch
+from torch._guards import active_fake_mode
 from torch.utils._python_dispatch import TorchDispatchMode
 
 ALLOCATOR_BLOCK_BYTES = 512
@@ -70,7 +71,9 @@ def plain_tensors(t: torch.Tensor) -> list[torch.Tensor]:
     names, _ = t.__tensor_flatten__()
     out: list[torch.Tensor] = []
     for name in names:
-        out.extend(plain_tensors(getattr(t, name)))
+        inner = getattr(t, name)
+        if isinstance(inner, torch.Tensor):
+            out.extend(plain_tensors(inner))
     return out
 
 
@@ -116,6 +119,9 @@ class Tracker(TorchDispatchMode):
         self._ids: dict[int, int] = {}
         self._refs: dict[int, weakref.ref] = {}
         self.closed = False
+        self._dtensor: type | None = None
+        self._wait: Any = None
+        self._fake_on_entry: Any = None
         self.phase("setup", 0)
 
     # --- markers set by the step driver -----------------------------------------------------------------
@@ -151,6 +157,16 @@ class Tracker(TorchDispatchMode):
 
     # --- dispatch ---------------------------------------------------------------------------------------
     def __torch_dispatch__(self, func: Any, types: Any, args: Any = (), kwargs: Any = None) -> Any:
+        # As torch.distributed._tools.fsdp2_mem_tracker does: let DTensor desugar into local ops first; skip
+        # the ops of DTensor's sharding propagation, which run under a fake mode of their own; and take
+        # `wait_tensor` as returning its input (its meta kernel makes a new tensor, eager does not).
+        if self._dtensor is not None and self._dtensor in types:
+            return NotImplemented
+        if self._dtensor is not None and active_fake_mode() is not self._fake_on_entry:
+            return func(*args, **(kwargs or {}))
+        if func is self._wait and args:
+            func(*args, **(kwargs or {}))
+            return args[0]
         out = func(*args, **(kwargs or {}))
         if isinstance(out, torch.Tensor):
             self._see(out)
@@ -219,6 +235,14 @@ class Tracker(TorchDispatchMode):
             return out
 
         torch.UntypedStorage.resize_ = resize_
+        self._dtensor = None
+        self._wait = None
+        if torch.distributed.is_available() and torch.distributed.is_initialized():
+            from torch.distributed.tensor import DTensor
+
+            self._dtensor = DTensor
+            self._wait = torch.ops._c10d_functional.wait_tensor.default
+        self._fake_on_entry = active_fake_mode()
         return super().__enter__()
 
     def __exit__(self, *exc: Any) -> Any:

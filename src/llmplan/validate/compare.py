@@ -115,8 +115,9 @@ def summarize(comparisons: Sequence[MeasuredComparison]) -> list[SummaryRow]:
                 groups.setdefault(group, []).append(err)
             if not comp.case.flags:
                 groups.setdefault("all, unflagged rows", []).append(err)
-        for group, errors in groups.items():
-            stats = ErrorStats.of(errors)
+        order = {"all": 0, "all, unflagged rows": 1}
+        for group in sorted(groups, key=lambda g: (order.get(g, 2 if g.startswith("counter") else 3), g)):
+            stats = ErrorStats.of(groups[group])
             if stats is not None:
                 rows.append(SummaryRow(engine, group, stats))
     return rows

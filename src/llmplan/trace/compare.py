@@ -1,0 +1,58 @@
+"""The trace beside the analytic estimate, term by term (no torch here; `llmplan validate` builds on it).
+
+Both sides estimate the `allocated` counter. Terms the trace cannot see (cuBLAS workspace, CUDA context) are
+left out of the comparison rather than counted as errors.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from llmplan.trace.result import TraceResult
+
+
+@dataclass(frozen=True, slots=True)
+class TermDiff:
+    """One term: the traced bytes, the analytic bytes and their difference (analytic - trace)."""
+
+    term: str
+    trace_bytes: int
+    analytic_bytes: int
+
+    @property
+    def diff_bytes(self) -> int:
+        return self.analytic_bytes - self.trace_bytes
+
+    @property
+    def rel_error(self) -> float | None:
+        """(analytic - trace) / trace; None when the trace holds no bytes for the term."""
+        return None if self.trace_bytes == 0 else self.diff_bytes / self.trace_bytes
+
+
+@dataclass(frozen=True, slots=True)
+class Comparison:
+    """Per-term differences and the totals."""
+
+    terms: tuple[TermDiff, ...]
+    total: TermDiff
+
+
+def compare_inference(trace: TraceResult, memory: object) -> Comparison:
+    """Trace of prefill + decode vs `llmplan.estimate.inference.InferenceMemory` for the same context.
+
+    Mapping: weights <-> `weights.total`; KV cache <-> `kv_cache_bytes`; the trace's activations, logits and
+    temporaries at the peak <-> `activation_peak_bytes`; total <-> `allocated_bytes` less the cuBLAS
+    workspace, which no tensor on fake tensors holds.
+    """
+    p = trace.peak
+    transient = p.activations_bytes + p.logits_bytes + p.temporaries_bytes
+    weights = memory.weights.total  # type: ignore[attr-defined]
+    kv = memory.kv_cache_bytes  # type: ignore[attr-defined]
+    act = memory.activation_peak_bytes  # type: ignore[attr-defined]
+    terms = (
+        TermDiff("weights", p.weights_bytes, weights),
+        TermDiff("kv_cache", p.kv_cache_bytes, kv),
+        TermDiff("activations + logits + temporaries", transient, act),
+    )
+    allocated = memory.allocated_bytes - memory.torch_workspace_bytes  # type: ignore[attr-defined]
+    return Comparison(terms, TermDiff("allocated (without cuBLAS workspace)", trace.total, allocated))
