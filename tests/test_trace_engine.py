@@ -109,7 +109,9 @@ def test_lora_trainable_and_frozen(tiny):
 
 def test_fused_removes_foreach_temporary(tiny):
     foreach = trace_training(tiny, TrainingJob(seq_len=16, precision=Precision.BF16))
-    fused = trace_training(tiny, TrainingJob(seq_len=16, precision=Precision.BF16, optimizer_impl=OptimizerImpl.FUSED))
+    fused = trace_training(
+        tiny, TrainingJob(seq_len=16, precision=Precision.BF16, optimizer_impl=OptimizerImpl.FUSED)
+    )
     assert foreach.peak_phase == "optimizer"
     assert foreach.peak.temporaries_bytes >= foreach.peak.gradients_bytes * 0.9
     assert fused.total < foreach.total

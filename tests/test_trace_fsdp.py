@@ -9,7 +9,7 @@ pytest.importorskip("transformers")
 
 from llmplan.adapters import parse_config  # noqa: E402
 from llmplan.errors import LlmplanError  # noqa: E402
-from llmplan.specs.training import FsdpStrategy, Layout, Precision, TrainingJob  # noqa: E402
+from llmplan.specs.training import FsdpStrategy, Layout, OptimizerImpl, Precision, TrainingJob  # noqa: E402
 from llmplan.trace import trace_training  # noqa: E402
 
 pytestmark = pytest.mark.trace
@@ -26,7 +26,7 @@ TINY = {
     "max_position_embeddings": 256,
     "tie_word_embeddings": False,
 }
-JOB = TrainingJob(seq_len=32, precision=Precision.BF16)
+JOB = TrainingJob(seq_len=32, precision=Precision.BF16, optimizer_impl=OptimizerImpl.FOR_LOOP)
 
 
 @pytest.fixture(scope="module")
@@ -43,7 +43,7 @@ def single(tiny):
 def test_fsdp_shards_model_states(tiny, single, ranks):
     layout = Layout(dp=ranks, fsdp=FsdpStrategy.FULL_SHARD)
     sharded = trace_training(tiny, JOB, layout=layout)
-    assert sharded.ranks == ranks and sharded.composed
+    assert sharded.ranks == ranks
     weights_1 = single.timeline[0].end_bytes
     weights_n = sharded.timeline[0].end_bytes
     # Every tensor split in dim-0 shards (padded to a multiple of the ranks), each shard 512-rounded.
@@ -52,11 +52,14 @@ def test_fsdp_shards_model_states(tiny, single, ranks):
     states_n = [p for p in sharded.timeline if p.phase == "optimizer"][-1].end_bytes - weights_n
     assert states_1 / ranks <= states_n <= states_1 / ranks * 1.1
     assert sharded.total < single.total
+    w1, wn = single.peak.weights_bytes, sharded.peak.weights_bytes
+    assert w1 / ranks <= wn <= w1 / ranks * 1.1
 
 
-def test_fsdp_composition_equals_full(tiny):
+def test_fsdp_multi_tensor_optimizer_refused(tiny):
     layout = Layout(dp=2, fsdp=FsdpStrategy.FULL_SHARD)
-    assert trace_training(tiny, JOB, layout=layout).peak == trace_training(tiny, JOB, layout=layout, compose=False).peak
+    with pytest.raises(LlmplanError, match="for-loop"):
+        trace_training(tiny, TrainingJob(seq_len=32), layout=layout)
 
 
 def test_other_layouts_refused(tiny):

@@ -11,7 +11,7 @@ import sys
 import click
 import typer
 
-from llmplan.cli import formats, gpus, measure, models, params, serve, trace, validate
+from llmplan.cli import formats, gpus, measure, models, params, serve, trace, train, validate
 from llmplan.errors import LlmplanError
 
 app = typer.Typer(
@@ -21,7 +21,7 @@ app = typer.Typer(
     add_completion=False,
     pretty_exceptions_enable=False,
 )
-for module in (models, gpus, params, validate, serve, formats, trace, measure):
+for module in (models, gpus, params, validate, serve, formats, trace, measure, train):
     module.register(app)
 
 

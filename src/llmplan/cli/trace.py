@@ -12,7 +12,7 @@ from llmplan.cli._common import JsonOption, console, gib, print_json
 from llmplan.errors import LlmplanError, SpecError
 from llmplan.loading import load_model
 from llmplan.specs.training import AttentionImpl, Method, Optimizer, OptimizerImpl, Precision, Recompute
-from llmplan.trace.compare import Comparison, TermDiff, compare_inference
+from llmplan.trace.compare import Comparison, compare_inference, compare_training
 from llmplan.trace.result import TraceResult
 
 ModelArg = Annotated[
@@ -80,8 +80,16 @@ def trace(
 
         if dtype not in DTYPES:
             raise SpecError("dtype", f"{dtype!r} cannot be traced (allowed: {', '.join(DTYPES)})")
+        if attention not in (AttentionImpl.SDPA, AttentionImpl.EAGER):
+            raise SpecError(
+                "attention", f"{attention.value} is not traced for inference (allowed: sdpa, eager)"
+            )
         run = inference_run(
-            batch_size=batch, prompt_len=prompt, decode_steps=decode_steps, dtype=DTYPES[dtype]
+            batch_size=batch,
+            prompt_len=prompt,
+            decode_steps=decode_steps,
+            dtype=DTYPES[dtype],
+            attention=attention.value,
         )
         result = trace_inference(spec, run, compose=not full)
         comparison = _analytic_inference(spec, gpu, batch, prompt, decode_steps, dtype)
@@ -112,6 +120,8 @@ def trace(
         notes = ()
     if infer and comparison is not None:
         comparison = compare_inference(result, comparison)
+    elif comparison is not None:
+        comparison = compare_training(result, comparison)
     if json_out:
         print_json({"trace": result, "analytic": comparison, "notes": list(notes)})
         return
@@ -141,22 +151,20 @@ def _analytic_inference(spec: object, gpu: str, batch: int, prompt: int, steps: 
 
 
 def _analytic_training(spec: object, job: object, layout: object, gpu: str) -> Comparison | str:
-    """The analytic estimate's allocated total beside the trace's (its per-term breakdown once it exists)."""
-    try:
-        from llmplan.estimate.training import estimate_training
-    except ImportError:
-        return "the analytic training estimate (llmplan.estimate.training) is not available in this build"
+    """The analytic training estimate for the same job, or why there is none."""
     from llmplan import catalog
     from llmplan.specs.hardware import Cluster
 
     try:
+        from llmplan.estimate.training import estimate_training
+
         gpus = layout.num_gpus  # type: ignore[attr-defined]
-        est = estimate_training(
-            spec, job, layout, Cluster(accelerator=catalog.accelerator(gpu), gpus_per_node=gpus)
-        )
+        cluster = Cluster(accelerator=catalog.accelerator(gpu), gpus_per_node=gpus)
+        return estimate_training(spec, job, layout, cluster)  # type: ignore[return-value]
+    except ImportError as exc:
+        return f"the analytic training estimate is not available in this build ({exc})"
     except LlmplanError as exc:
         return f"analytic estimate unavailable: {exc}"
-    return est  # type: ignore[return-value]
 
 
 def _print(result: TraceResult, comparison: object, notes: tuple[str, ...]) -> None:
@@ -187,15 +195,13 @@ def _print(result: TraceResult, comparison: object, notes: tuple[str, ...]) -> N
     console.print(timeline)
     if isinstance(comparison, Comparison):
         _print_comparison(comparison)
-    elif comparison is not None:
-        total = int(comparison.memory.allocated_bytes)  # type: ignore[attr-defined]
-        _print_comparison(Comparison((), TermDiff("allocated", result.total, total)))
     for note in notes + result.notes:
         console.print(f"note: {note}")
 
 
 def _print_comparison(c: Comparison) -> None:
-    table = Table(title="trace vs analytic (allocated, GiB)")
+    phases = f", peak: trace {c.trace_phase} / analytic {c.analytic_phase}" if c.analytic_phase else ""
+    table = Table(title=f"trace vs analytic (allocated, GiB{phases})")
     for col in ("term", "trace", "analytic", "analytic - trace", "error"):
         table.add_column(col, justify="left" if col == "term" else "right")
     for t in (*c.terms, c.total):

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import contextlib
 import importlib
+import math
 from collections.abc import Iterator
 from typing import Any
 
@@ -79,7 +80,15 @@ def build_model(spec: ModelSpec, *, dtype: str, attention: str, num_layers: int 
     torch = require("torch")
     transformers = require("transformers")
     config = hf_config(spec, num_layers=num_layers, attention=attention)
-    return transformers.AutoModelForCausalLM.from_config(config, dtype=getattr(torch, dtype))
+    try:
+        return transformers.AutoModelForCausalLM.from_config(config, dtype=getattr(torch, dtype))
+    except ValueError as exc:
+        if "attention implementation" in str(exc):
+            raise LlmplanError(
+                f"attention: transformers' {spec.architecture} does not run with {attention!r} "
+                "(allowed for it: eager; pass --attention eager)"
+            ) from None
+        raise
 
 
 def decoder_layers(model: Any) -> Any:
@@ -329,6 +338,8 @@ def _quantize_base_nf4(model: Any, job: TrainingJob) -> None:
         if not isinstance(module, torch.nn.Linear) or module is head or "lora_" in name:
             continue
         weight = module.weight.detach()
-        module.weight = torch.nn.Parameter(
-            to_nf4(weight, job.peft.quant_block_size, 256), requires_grad=False
-        )
+        block = job.peft.quant_block_size
+        # One fp scale per 256 int8 scales; torchao needs the scale count divisible by it, so tensors with
+        # fewer blocks (tiny test models only) take the largest divisor instead of bitsandbytes' padding.
+        scaler_block = math.gcd(weight.numel() // block, 256)
+        module.weight = torch.nn.Parameter(to_nf4(weight, block, scaler_block), requires_grad=False)

@@ -72,7 +72,7 @@ def run_trace(
         dtype = dtype or build.MODEL_DTYPE[work.precision]
         attention = build.attention_name(work.attention, work.recompute)
     else:
-        dtype, attention = work.dtype, "sdpa"
+        dtype, attention = work.dtype, work.attention
     with fake.FakeTensorMode(allow_non_fake_inputs=False):
         torch.manual_seed(0)
         model = build.build_model(spec, dtype=dtype, attention=attention, num_layers=num_layers)

@@ -8,6 +8,11 @@ are all-gathered before its forward and its backward and freed after (`reshard_a
 the storage resizes the tracker follows. Each decoder layer is one FSDP unit and the root holds the
 embeddings, the final norm and the head, as torchtitan and accelerate wrap Llama models.
 
+The optimizer runs one parameter at a time (`foreach=False`): the multi-tensor kernels over DTensors leave
+global-shape tensors alive on fake tensors (DTensor's sharding propagation runs in the caller's fake mode), so
+they are refused rather than traced wrongly. The per-parameter loop's events grow with the parameter count,
+so the whole model is traced (no composition).
+
 Mixed precision (`bf16-mixed`, `fp16-mixed`) is FSDP2's `MixedPrecisionPolicy(param_dtype=16-bit,
 reduce_dtype=fp32)`: the sharded fp32 parameters are the optimizer's master weights (reported as weights) and
 the 16-bit unsharded copies live only while their unit runs.
@@ -20,7 +25,7 @@ from typing import Any
 
 from llmplan.errors import LlmplanError
 from llmplan.specs.model import ModelSpec
-from llmplan.specs.training import Method, Precision, TrainingJob
+from llmplan.specs.training import Method, OptimizerImpl, Precision, TrainingJob
 from llmplan.trace import build, compose
 from llmplan.trace.result import TraceResult
 
@@ -34,6 +39,12 @@ def trace_fsdp(spec: ModelSpec, job: TrainingJob, *, ranks: int, compose_layers:
     if job.method not in (Method.FULL, Method.LORA, Method.FREEZE):
         raise LlmplanError(
             f"method: {job.method.value} is not traced under FSDP (allowed: full, lora, freeze)"
+        )
+    if job.optimizer_impl in (OptimizerImpl.FOREACH, OptimizerImpl.FUSED):
+        raise LlmplanError(
+            f"optimizer_impl: {job.optimizer_impl.value} is not traced under FSDP: PyTorch's multi-tensor "
+            "optimizer kernels over DTensors leave global-shape tensors behind on fake tensors, which a GPU "
+            "would not hold; trace --optimizer-impl for-loop (same model states, per-parameter temporaries)"
         )
     torch = build.require("torch")
     dist = build.require("torch.distributed")

@@ -94,7 +94,7 @@ def measure(
             model = build.prepare_training(model, spec, work)
             step.train(model, work, tracker, spec.vocab_size, clock=clock)
         else:
-            model = build.build_model(spec, dtype=work.dtype, attention="sdpa")
+            model = build.build_model(spec, dtype=work.dtype, attention=work.attention)
             step.infer(model, work, tracker, spec.vocab_size, clock=clock)
     free, total = torch.cuda.mem_get_info(device)
     allocated = torch.cuda.max_memory_allocated(device)

@@ -36,6 +36,8 @@ class InferenceRun:
     decode_steps: int = 4
     dtype: str = "bfloat16"
     """Weights and KV cache dtype: float32, bfloat16 or float16."""
+    attention: str = "sdpa"
+    """transformers attention implementation: sdpa or eager."""
 
     def __post_init__(self) -> None:
         for name in ("batch_size", "prompt_len"):
@@ -46,6 +48,8 @@ class InferenceRun:
             raise SpecError("decode_steps", f"{self.decode_steps!r} is out of range (allowed: integers >= 0)")
         if self.dtype not in ("float32", "bfloat16", "float16"):
             raise SpecError("dtype", f"{self.dtype!r} cannot be traced (allowed: float32, bfloat16, float16)")
+        if self.attention not in ("sdpa", "eager"):
+            raise SpecError("attention", f"{self.attention!r} cannot be traced (allowed: sdpa, eager)")
 
 
 def install_markers(model: Any, tracker: Tracker) -> list[Any]:

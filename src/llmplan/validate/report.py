@@ -24,7 +24,59 @@ from llmplan.validate.trace_matrix import TraceCase, TraceComparison
 
 GIB = 2**30
 
-EXPLANATIONS: dict[str, str] = {}
+_QWEN_LOSS = (
+    "Qwen v1's remote code computes CrossEntropyLoss on the model-dtype logits (modeling_qwen.py: "
+    "`shift_logits = lm_logits[..., :-1, :].contiguous()`, no fp32 upcast), while llmplan's logits term follows "
+    "transformers' ForCausalLMLoss, which upcasts to fp32: with a 151,936-token vocabulary one fp32 copy is "
+    "4.6 GiB at 8192 tokens, so the over-estimate grows with the sequence (owner: formulas/logits.py; needs a "
+    "per-model 'loss in fp32' fact in ModelSpec, false for model_type qwen)"
+)
+_SMALL_JOB = (
+    "small job, fixed terms dominate: the README does not name its counter (taken as reserved); if it is "
+    "nvidia-smi, the CUDA context (~0.5-1 GiB on CUDA 11.8) closes most of the gap"
+)
+_BF16_GRADS = (
+    "optimizer step: llmplan keeps the bf16 gradients alive next to their fp32 upcast (2 + 4 B/param) "
+    "while DeepSpeed ZeRO reduce-scatters bf16 gradients straight into the fp32 partition (4 B/param); "
+    "the same term makes every bf16-mixed full-training trace case +9 % (owner: formulas/model_states.py)"
+)
+EXPLANATIONS: dict[str, str] = {
+    "peftdoc-llama2-70b-lora-fsdp-8xh100": (
+        "Precision.AMP_BF16 makes llmplan hold a bf16 autocast copy of every frozen fp32 weight (140 GiB of "
+        "temporaries at the peak), but (1) autocast caches casts only of leaf tensors that require grad "
+        "(aten/src/ATen/autocast_mode.cpp `cached_cast`), (2) with full recompute a layer's saved casts die with "
+        "its forward, and (3) under FSDP mixed precision the all-gather itself yields bf16 parameters, so no "
+        "autocast copies exist (owner: estimate/training.py, temporaries of AMP under FSDP / recompute)"
+    ),
+    "qwen1-7b-q-lora-seq8192-mem": _QWEN_LOSS,
+    "qwen1-72b-q-lora-seq8192-mem": _QWEN_LOSS,
+    "qwen1-1.8b-lora-seq8192-mem": _QWEN_LOSS,
+    "qwen1-1.8b-lora-seq256-mem": _SMALL_JOB,
+    "qwen1-7b-q-lora-seq256-mem": _SMALL_JOB + "; DeepSpeed ZeRO-2's fp16 reduce / all-gather buckets "
+    "(2e8 elements each in Qwen's ds_config_zero2.json) are not modelled for a single GPU",
+    "qwen1-7b-full-parameter-seq256-mem": _BF16_GRADS,
+    "qwen1-1.8b-full-parameter-seq256-mem": (
+        "the README lists this single-GPU full-parameter run without its DeepSpeed settings; modelled as "
+        "finetune_ds.sh's ZeRO-3 over one GPU, whose partition and prefetch buffers llmplan does not add when "
+        "nothing is sharded"
+    ),
+    "peft-metamath-ia3-mem": (
+        "peft's IA3 on a feed-forward module casts the module input to the fp32 adapter dtype and multiplies it "
+        "by the scaling vector (peft/tuners/ia3/layer.py `Linear.forward`); that fp32 input, b·s·intermediate·4 "
+        "bytes per layer (2.6 GiB over 28 layers here), is saved for backward and not counted (owner: "
+        "formulas/peft.py / formulas/activations.py)"
+    ),
+    "qwen1-infer-7b-int4-mem": (
+        "AutoGPTQ's kernels allocate scratch buffers (exllama temp_state / temp_dq sized for max_input_len "
+        "tokens) on top of the packed weights, scales, zeros and g_idx that llmplan counts (owner: "
+        "estimate/inference.py, a GPTQ kernel-workspace term)"
+    ),
+    "peftdoc-llama2-70b-qlora-fsdp-cpuoffload-2x24gb": (
+        "not explained yet: with FSDP CPU parameter offload the GPU holds the gathered unit and its prefetched "
+        "successor; llmplan's 3.4 GiB of gathered buffers and 5 GiB of checkpointed inputs leave ~4 GiB of "
+        "the nvidia-smi figure unaccounted for"
+    ),
+}
 """Row id -> why the analytic figure is far from the measured one (the mechanism, not a tuned constant)."""
 
 

@@ -16,7 +16,7 @@ this module needs no torch; running a case imports the trace engine lazily.
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, replace
 from typing import Any
 
 from llmplan.adapters import parse_config
@@ -181,7 +181,8 @@ class TraceCase:
     inference: InferenceJob | None = None
     fast: bool = False
     """In the CI subset (`llmplan validate --fast`)."""
-    tags: tuple[str, ...] = field(default=())
+    inference_attention: AttentionImpl = AttentionImpl.SDPA
+    """The attention kernel of an inference case (InferenceJob has none: the trace needs it for Gemma 2)."""
 
     @property
     def kind(self) -> str:
@@ -224,7 +225,10 @@ def _t(case_id: str, arch: str, *, fast: bool = False, peft: PeftSpec | None = N
 
 def _i(case_id: str, arch: str, *, fast: bool = False, **job: Any) -> TraceCase:
     values = {"context_len": 528, "prompt_len": 512, "batch": 1, **job}
-    return TraceCase(id=case_id, arch=arch, inference=InferenceJob(**values), fast=fast)
+    attention = AttentionImpl.EAGER if arch in _EAGER_ONLY else AttentionImpl.SDPA
+    return TraceCase(
+        id=case_id, arch=arch, inference=InferenceJob(**values), fast=fast, inference_attention=attention
+    )
 
 
 def _cases() -> tuple[TraceCase, ...]:

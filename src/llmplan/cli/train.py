@@ -1,0 +1,232 @@
+"""`llmplan train MODEL`: will this training or fine-tuning job fit, and where does the memory go."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from enum import Enum
+from typing import Annotated
+
+import typer
+from rich.table import Table
+
+from llmplan import catalog
+from llmplan.cli._common import JsonOption, console, gib, print_json
+from llmplan.errors import SpecError
+from llmplan.estimate.explain import ExplainStep, explain_training
+from llmplan.estimate.suggest import Suggestion, suggest
+from llmplan.estimate.training import TrainingEstimate, estimate_training
+from llmplan.loading import load_model
+from llmplan.specs.hardware import Cluster
+from llmplan.specs.training import (
+    AttentionImpl,
+    FsdpStrategy,
+    Layout,
+    Method,
+    OffloadTarget,
+    Optimizer,
+    OptimizerImpl,
+    PeftSpec,
+    Precision,
+    Recompute,
+    TrainingJob,
+    ZeroStage,
+)
+
+
+class OffloadWhat(str, Enum):
+    """What `--offload` moves off the GPU."""
+
+    OPTIMIZER = "optimizer"
+    PARAMS = "params"
+    BOTH = "both"
+
+
+@dataclass(frozen=True, slots=True)
+class TrainReport:
+    """What `llmplan train --json` prints."""
+
+    estimate: TrainingEstimate
+    suggestions: tuple[Suggestion, ...]
+    explain: tuple[ExplainStep, ...]
+
+
+def train(
+    model: Annotated[str, typer.Argument(help="Catalog id (llama-2-7b), a config.json or model folder.")],
+    method: Annotated[Method, typer.Option("--method", help="What is trained.")] = Method.FULL,
+    lora_rank: Annotated[int, typer.Option("--lora-rank", help="LoRA / QLoRA / DoRA rank r.")] = 8,
+    lora_alpha: Annotated[float, typer.Option("--lora-alpha", help="LoRA alpha.")] = 16,
+    lora_targets: Annotated[
+        str, typer.Option("--lora-targets", help="Comma-separated module names, or all-linear.")
+    ] = "q_proj,v_proj",
+    num_virtual_tokens: Annotated[
+        int, typer.Option("--num-virtual-tokens", help="Prefix / prompt / p-tuning length.")
+    ] = 20,
+    precision: Annotated[Precision, typer.Option("--precision", help="Weight and compute precision.")] = (
+        Precision.BF16_MIXED
+    ),
+    optimizer: Annotated[Optimizer, typer.Option("--optimizer", help="Optimizer.")] = Optimizer.ADAMW,
+    optimizer_impl: Annotated[
+        OptimizerImpl,
+        typer.Option("--optimizer-impl", help="foreach (CUDA default), fused, for-loop, in-backward."),
+    ] = OptimizerImpl.FOREACH,
+    micro_batch: Annotated[int, typer.Option("--micro-batch", help="Sequences per GPU per step.")] = 1,
+    seq: Annotated[int, typer.Option("--seq", "--seq-len", help="Tokens per sequence.")] = 2048,
+    grad_accum: Annotated[int, typer.Option("--grad-accum", help="Gradient accumulation steps.")] = 1,
+    recompute: Annotated[Recompute, typer.Option("--recompute", help="Activation recomputation.")] = (
+        Recompute.NONE
+    ),
+    attention: Annotated[
+        AttentionImpl, typer.Option("--attention", help="Attention kernel.")
+    ] = AttentionImpl.SDPA,
+    packing: Annotated[bool, typer.Option("--packing", help="Sample packing into full rows.")] = False,
+    chunked_ce: Annotated[
+        bool, typer.Option("--chunked-ce", help="Chunked cross-entropy (no full logits).")
+    ] = False,
+    gpu: Annotated[str, typer.Option("--gpu", help="Accelerator id or alias.")] = "h100-sxm-80gb",
+    gpus: Annotated[int, typer.Option("--gpus", help="GPUs in the job.")] = 1,
+    gpus_per_node: Annotated[int, typer.Option("--gpus-per-node", help="GPUs per node.")] = 8,
+    dp: Annotated[
+        int | None, typer.Option("--dp", help="Data parallel (default: gpus / (tp·pp·cp)).")
+    ] = None,
+    tp: Annotated[int, typer.Option("--tp", help="Tensor parallel.")] = 1,
+    pp: Annotated[int, typer.Option("--pp", help="Pipeline parallel.")] = 1,
+    cp: Annotated[int, typer.Option("--cp", help="Context parallel.")] = 1,
+    ep: Annotated[int, typer.Option("--ep", help="Expert parallel.")] = 1,
+    sequence_parallel: Annotated[
+        bool, typer.Option("--sequence-parallel", help="Megatron SP (tp > 1).")
+    ] = False,
+    zero: Annotated[int, typer.Option("--zero", help="DeepSpeed ZeRO stage 0-3.")] = 0,
+    fsdp: Annotated[FsdpStrategy | None, typer.Option("--fsdp", help="FSDP sharding strategy.")] = None,
+    offload: Annotated[OffloadWhat | None, typer.Option("--offload", help="What to offload.")] = None,
+    offload_target: Annotated[
+        OffloadTarget, typer.Option("--offload-target", help="cpu or nvme.")
+    ] = OffloadTarget.CPU,
+    explain: Annotated[bool, typer.Option("--explain", help="Show the arithmetic step by step.")] = False,
+    json_out: JsonOption = False,
+) -> None:
+    """Memory per GPU of a training / fine-tuning job: weights, master weights, gradients, optimizer states,
+    activations, logits, temporaries, buffers, overheads; the peak phase, the verdict and what would fit."""
+    spec = load_model(model)
+    acc = catalog.accelerator(gpu)
+    targets = tuple(t.strip() for t in lora_targets.split(",") if t.strip())
+    job = TrainingJob(
+        method=method,
+        precision=precision,
+        optimizer=optimizer,
+        optimizer_impl=optimizer_impl,
+        micro_batch_size=micro_batch,
+        seq_len=seq,
+        grad_accum_steps=grad_accum,
+        recompute=recompute,
+        attention=attention,
+        packing=packing,
+        chunked_ce=chunked_ce,
+        peft=PeftSpec(
+            lora_rank=lora_rank,
+            lora_alpha=lora_alpha,
+            lora_targets=targets,
+            num_virtual_tokens=num_virtual_tokens,
+        ),
+    )
+    lay = _layout(gpus, dp, tp, pp, cp, ep, sequence_parallel, zero, fsdp, offload, offload_target)
+    cluster = _cluster(acc, gpus, gpus_per_node)
+    est = estimate_training(spec, job, lay, cluster)
+    tips = suggest(spec, job, lay, cluster, baseline=est)
+    steps = explain_training(spec, est) if explain else ()
+    if json_out:
+        print_json(TrainReport(estimate=est, suggestions=tips, explain=steps))
+        return
+    _print(est, tips)
+    if explain:
+        _print_explain(steps)
+
+
+def _layout(gpus, dp, tp, pp, cp, ep, sequence_parallel, zero, fsdp, offload, target) -> Layout:
+    try:
+        stage = ZeroStage(zero)
+    except ValueError:
+        raise SpecError("zero", f"{zero} is not a ZeRO stage (allowed: 0, 1, 2, 3)") from None
+    if dp is None:
+        if gpus % (tp * pp * cp):
+            raise SpecError("gpus", f"{gpus} GPUs are not divisible by tp·pp·cp = {tp * pp * cp}")
+        dp = gpus // (tp * pp * cp)
+    opt = target if offload in (OffloadWhat.OPTIMIZER, OffloadWhat.BOTH) else OffloadTarget.NONE
+    par = target if offload in (OffloadWhat.PARAMS, OffloadWhat.BOTH) else OffloadTarget.NONE
+    return Layout(
+        dp=dp,
+        tp=tp,
+        pp=pp,
+        cp=cp,
+        ep=ep,
+        sequence_parallel=sequence_parallel,
+        zero=stage,
+        fsdp=fsdp,
+        offload_optimizer=opt,
+        offload_params=par,
+    )
+
+
+def _cluster(acc, gpus: int, gpus_per_node: int) -> Cluster:
+    if gpus < 1:
+        raise SpecError("gpus", f"{gpus} is out of range (allowed: integers >= 1)")
+    per_node = min(gpus, gpus_per_node)
+    if gpus % per_node:
+        raise SpecError("gpus", f"{gpus} GPUs do not fill nodes of {gpus_per_node} (allowed: a multiple)")
+    return Cluster(accelerator=acc, gpus_per_node=per_node, nodes=gpus // per_node)
+
+
+def _print(est: TrainingEstimate, tips: tuple[Suggestion, ...]) -> None:
+    job, lay, mem = est.job, est.layout, est.memory
+    title = (
+        f"{est.model} on {est.accelerator}: {job.method.value}, {job.precision.value}, {job.optimizer.value} "
+        f"({job.optimizer_impl.value}), {job.micro_batch_size} × {job.seq_len} tokens, recompute "
+        f"{job.recompute.value}; dp {lay.dp} tp {lay.tp} pp {lay.pp} cp {lay.cp} ep {lay.ep}, zero "
+        f"{lay.sharding_stage} (GiB = 2^30)"
+    )
+    table = Table(title=title)
+    table.add_column(f"per GPU at the peak ({est.peak_phase.value})")
+    table.add_column("GiB", justify="right")
+    table.add_column("bytes", justify="right")
+    rows = [
+        ("weights", mem.weights_bytes),
+        ("fp32 master weights", mem.master_weights_bytes),
+        ("gradients", mem.gradients_bytes),
+        ("optimizer states", mem.optimizer_states_bytes),
+        ("activations", mem.activations_bytes),
+        ("logits and loss", mem.logits_loss_bytes),
+        ("temporaries", mem.temporaries_at_peak_bytes),
+        ("communication buffers", mem.comm_buffers_bytes),
+        ("= allocated (max_memory_allocated)", est.allocated_bytes),
+        ("reserved (max_memory_reserved)", est.reserved_bytes),
+        ("= device (nvidia-smi)", est.device_bytes),
+        ("capacity", est.capacity_bytes),
+    ]
+    for name, value in rows:
+        table.add_row(name, gib(value), f"{value:,}")
+    console.print(table)
+    phases = ", ".join(f"{p.phase.value} {gib(p.total)}" for p in est.phases)
+    console.print(f"phases (allocated GiB, before overheads): {phases}")
+    verdict = "FITS" if est.fits else "DOES NOT FIT"
+    console.print(f"{verdict}: headroom {gib(est.headroom_bytes)} GiB")
+    if est.host_bytes or est.nvme_bytes:
+        console.print(f"host RAM per GPU {gib(est.host_bytes)} GiB, NVMe per GPU {gib(est.nvme_bytes)} GiB")
+    for tip in tips:
+        console.print(
+            f"fits with {tip.change}: {gib(tip.saved_bytes)} GiB less ({gib(tip.device_bytes)} GiB)"
+        )
+    if not est.fits and not tips:
+        console.print("no single change from the ladder makes it fit; try more GPUs with --zero 3")
+    for note in est.notes:
+        console.print(f"note: {note}")
+
+
+def _print_explain(steps: tuple[ExplainStep, ...]) -> None:
+    console.print("[bold]how these numbers were computed[/bold]")
+    for i, step in enumerate(steps, 1):
+        console.print(f"{i}. [bold]{step.title}[/bold] = {step.formula}")
+        console.print(f"   {step.arithmetic} → {step.result_bytes:,} B ({gib(step.result_bytes)} GiB)")
+        console.print(f"   source: {step.source}")
+
+
+def register(app: typer.Typer) -> None:
+    app.command()(train)

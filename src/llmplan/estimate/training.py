@@ -1,0 +1,308 @@
+"""Memory of one training or fine-tuning step per GPU: a maximum over the phases of the step.
+
+The peak is not the sum of everything. Three phases are evaluated on the busiest GPU (with pipeline parallelism
+the stage `formulas.activations` reports as busiest, the first or the last; its model states are that stage's):
+
+- end of forward: weights + master + optimizer states (they exist from the second step on: the estimate is the
+  peak of a run, not of its first step) + gradient
+  accumulation buffers (when grad_accum > 1) + saved activations of the in-flight micro-batches + logits and
+  loss + gathered parameters (ZeRO-3 / FSDP);
+- backward: activations are freed layer by layer while gradients appear; both move linearly through the
+  layers, so the maximum of saved-remaining + gradients-so-far sits at one of the two ends: at the start
+  (activations + logits + accumulation buffers) or at the end (all gradients + the embedding's activations),
+  plus one layer's backward transients and the gradient communication buckets;
+- optimizer step: weights + master + gradients + states + the step's temporaries (foreach / for-loop, fp32
+  gradient copy) — the first step creates the states while the gradients are alive (design.md: Llama-2-7B bf16
+  AdamW foreach peaks here at 62.76 GiB). With the step in backward there is no separate step phase: the
+  gradients are freed one by one and the temporaries join the backward phase.
+
+Counters (design.md): allocated = the maximum above + cuBLAS workspace; reserved = allocated + the allocator's
+gap; device = reserved + CUDA context + NCCL buffers. The verdict compares device with the accelerator memory.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from enum import Enum
+
+from llmplan.formulas.activations import ActivationBreakdown, training_activations
+from llmplan.formulas.model_states import (
+    MIXED,
+    WEIGHT_BYTES,
+    ModelStates,
+    memo_by_model,
+    model_states,
+    param_total,
+    rank_inventory,
+    trainable_split,
+)
+from llmplan.formulas.overheads import Overheads, overheads
+from llmplan.formulas.peft import TrainableParams, lora_target_linears
+from llmplan.specs.hardware import Cluster
+from llmplan.specs.model import ModelSpec
+from llmplan.specs.training import (
+    Layout,
+    Method,
+    OffloadTarget,
+    OptimizerImpl,
+    Precision,
+    TrainingJob,
+)
+
+
+class Phase(str, Enum):
+    """Where in the training step the memory peak sits."""
+
+    FORWARD_END = "forward-end"
+    """After the forward pass and the loss: every saved activation alive."""
+    BACKWARD = "backward"
+    """During the backward pass: activations shrinking while gradients grow."""
+    OPTIMIZER_STEP = "optimizer-step"
+    """The (first) optimizer step: states created and temporaries allocated while gradients are alive."""
+
+
+@dataclass(frozen=True, slots=True)
+class MemoryBreakdown:
+    """Bytes on one GPU at the peak, by component; `total` is the device counter (what nvidia-smi shows)."""
+
+    weights_bytes: int
+    master_weights_bytes: int
+    gradients_bytes: int
+    optimizer_states_bytes: int
+    activations_bytes: int
+    """Saved activations alive at the peak (all in-flight micro-batches of the stage)."""
+    logits_loss_bytes: int
+    temporaries_at_peak_bytes: int
+    """Optimizer-step temporaries, backward transients, autocast weight copies, fp8 weight caches."""
+    comm_buffers_bytes: int
+    """ZeRO-3 / FSDP gathered parameters and gradient reduce buckets."""
+    overheads_bytes: int
+    """cuBLAS workspace + allocator gap + CUDA context + NCCL buffers."""
+
+    @property
+    def total(self) -> int:
+        return (
+            self.weights_bytes
+            + self.master_weights_bytes
+            + self.gradients_bytes
+            + self.optimizer_states_bytes
+            + self.activations_bytes
+            + self.logits_loss_bytes
+            + self.temporaries_at_peak_bytes
+            + self.comm_buffers_bytes
+            + self.overheads_bytes
+        )
+
+
+@dataclass(frozen=True, slots=True)
+class PhaseMemory:
+    """Allocated bytes (live tensors, without the cuBLAS workspace) at one phase, with its components."""
+
+    phase: Phase
+    breakdown: MemoryBreakdown
+    """Components at this phase (overheads_bytes = 0: they are added once to the peak)."""
+
+    @property
+    def total(self) -> int:
+        return self.breakdown.total
+
+
+@dataclass(frozen=True, slots=True)
+class TrainingEstimate:
+    """The answer to "will this job fit, and where does the memory go?" for one GPU."""
+
+    model: str
+    accelerator: str
+    job: TrainingJob
+    layout: Layout
+    stage: int
+    """Pipeline stage of the reported GPU (the busiest)."""
+    params: int
+    trainable_params: int
+    memory: MemoryBreakdown
+    """Components at the peak phase; memory.total == device_bytes."""
+    peak_phase: Phase
+    phases: tuple[PhaseMemory, ...]
+    allocated_bytes: int
+    reserved_bytes: int
+    device_bytes: int
+    host_bytes: int
+    """Host RAM for this GPU's offload (multiply by GPUs per node for a node)."""
+    nvme_bytes: int
+    capacity_bytes: int
+    headroom_bytes: int
+    """capacity - device (negative when it does not fit)."""
+    fits: bool
+    model_states: ModelStates
+    activations: ActivationBreakdown
+    overheads: Overheads
+    notes: tuple[str, ...]
+
+    @property
+    def total(self) -> int:
+        return self.device_bytes
+
+
+def adapted_linears(model: ModelSpec, job: TrainingJob) -> frozenset[str]:
+    """Module names (inside a block) of the linears carrying LoRA-family adapters; empty for other methods."""
+    if job.method not in (Method.LORA, Method.QLORA, Method.DORA, Method.ADALORA):
+        return frozenset()
+    return memo_by_model(_adapted, model, job.peft.lora_targets, job.method is not Method.ADALORA)
+
+
+def _adapted(model: ModelSpec, targets: tuple[str, ...], convert_moe: bool) -> frozenset[str]:
+    return frozenset(lin.name for _, lin in lora_target_linears(model, targets, convert_moe=convert_moe))
+
+
+def estimate_training(
+    model: ModelSpec, job: TrainingJob, layout: Layout, cluster: Cluster
+) -> TrainingEstimate:
+    """Estimate the per-GPU memory of `job` on `layout` over `cluster` (module docstring for the phases).
+
+    Raises LayoutError / SpecError for layouts or jobs that cannot run (see `estimate.validation`).
+    """
+    from llmplan.estimate.validation import validate_job, validate_layout
+
+    validate_layout(model, layout, cluster)
+    validate_job(model, job, layout, cluster)
+    split = trainable_split(model, job)
+    adapted = adapted_linears(model, job)
+    act = training_activations(model, job, layout, adapted)
+    # formulas.activations reports the busier of the first stage (most micro-batches in flight) and the last
+    # (the head); the model states are those of the same stage.
+    stage = layout.pp - 1 if layout.pp > 1 and act.logits_loss_bytes else 0
+    return _estimate_stage(model, job, layout, cluster, act, stage, split)
+
+
+def _estimate_stage(
+    model: ModelSpec,
+    job: TrainingJob,
+    layout: Layout,
+    cluster: Cluster,
+    act: ActivationBreakdown,
+    stage: int,
+    split: TrainableParams,
+) -> TrainingEstimate:
+    notes: list[str] = []
+    ms = model_states(model, job, layout, stage=stage, gpus_per_node=cluster.gpus_per_node, split=split)
+    saved = act.layers_bytes + act.embedding_bytes
+    logits = act.logits_loss_bytes
+    host, nvme = ms.host_bytes + act.host_bytes, ms.nvme_bytes
+    last_layer = min(act.layers_bytes, act.per_layer_bytes)
+    extra = _weight_copies(model, job, layout, stage, ms)
+    accum = ms.gradients_bytes if job.grad_accum_steps > 1 else 0
+    ddp_bucket = ms.reduce_buffers_bytes if layout.sharding_stage == 0 else 0
+    in_backward = job.optimizer_impl is OptimizerImpl.IN_BACKWARD
+    step_temps = ms.optimizer_temporaries_bytes
+    bt = act.backward_transient_bytes + (step_temps if in_backward else 0)
+
+    def brk(grads: int, acts: int, lg: int, temps: int, comm: int) -> MemoryBreakdown:
+        return MemoryBreakdown(
+            weights_bytes=ms.weights_bytes,
+            master_weights_bytes=ms.master_weights_bytes,
+            gradients_bytes=grads,
+            optimizer_states_bytes=ms.optimizer_states_bytes,
+            activations_bytes=acts,
+            logits_loss_bytes=lg,
+            temporaries_at_peak_bytes=temps,
+            comm_buffers_bytes=comm,
+            overheads_bytes=0,
+        )
+
+    fwd = brk(accum, saved, logits, extra, ms.gather_buffers_bytes + ddp_bucket)
+    comm_b = ms.gather_buffers_bytes + ms.reduce_buffers_bytes
+    bwd_start = brk(accum, saved, logits, extra + bt, comm_b)
+    bwd_end = brk(ms.gradients_bytes, act.embedding_bytes + last_layer, 0, bt, comm_b)
+    bwd = bwd_start if bwd_start.total >= bwd_end.total else bwd_end
+    phases = [PhaseMemory(Phase.FORWARD_END, fwd), PhaseMemory(Phase.BACKWARD, bwd)]
+    if not in_backward:
+        phases.append(
+            PhaseMemory(Phase.OPTIMIZER_STEP, brk(ms.gradients_bytes, 0, 0, step_temps, ddp_bucket))
+        )
+    peak = max(phases, key=lambda p: p.total)
+    acc = cluster.accelerator
+    communicators = sum(1 for d in (layout.dp, layout.tp, layout.pp, layout.cp, layout.ep) if d > 1)
+    ov = overheads(acc, peak.total, communicators)
+    allocated = peak.total + ov.cublas_workspace_bytes
+    reserved = allocated + ov.allocator_gap_bytes
+    device = reserved + ov.cuda_context_bytes + ov.nccl_bytes
+    evicted = 0
+    if ms.paged_bytes:
+        resident = max(0, min(ms.paged_bytes, acc.memory_bytes - (device - ms.paged_bytes)))
+        evicted = ms.paged_bytes - resident
+        if evicted:
+            host += evicted
+            device -= evicted
+            allocated -= evicted
+            reserved -= evicted
+            notes.append(f"paged optimizer: {evicted:,} B of states evicted to host RAM (slower steps)")
+    p = peak.breakdown
+    memory = MemoryBreakdown(
+        weights_bytes=p.weights_bytes,
+        master_weights_bytes=p.master_weights_bytes,
+        gradients_bytes=p.gradients_bytes,
+        optimizer_states_bytes=p.optimizer_states_bytes - evicted,
+        activations_bytes=p.activations_bytes,
+        logits_loss_bytes=p.logits_loss_bytes,
+        temporaries_at_peak_bytes=p.temporaries_at_peak_bytes,
+        comm_buffers_bytes=p.comm_buffers_bytes,
+        overheads_bytes=ov.total,
+    )
+    notes.extend(_assumptions(job, layout, ms))
+    return TrainingEstimate(
+        model=model.name,
+        accelerator=acc.name,
+        job=job,
+        layout=layout,
+        stage=stage,
+        params=param_total(model),
+        trainable_params=split.total,
+        memory=memory,
+        peak_phase=peak.phase,
+        phases=tuple(phases),
+        allocated_bytes=allocated,
+        reserved_bytes=reserved,
+        device_bytes=device,
+        host_bytes=host,
+        nvme_bytes=nvme,
+        capacity_bytes=acc.memory_bytes,
+        headroom_bytes=acc.memory_bytes - device,
+        fits=device <= acc.memory_bytes,
+        model_states=ms,
+        activations=act,
+        overheads=ov,
+        notes=tuple(notes),
+    )
+
+
+def _weight_copies(model: ModelSpec, job: TrainingJob, layout: Layout, stage: int, ms: ModelStates) -> int:
+    """Transient weight copies alive from forward into backward.
+
+    amp-bf16: torch.autocast caches a bf16 copy of every weight it casts inside the autocast region
+    (`torch.autocast(cache_enabled=True)`), saved for backward: 2 bytes per linear weight on the rank.
+    fp8-mixed: Transformer Engine keeps an fp8 copy of each linear weight and its transpose (1 + 1 bytes).
+    """
+    if job.precision not in (Precision.AMP_BF16, Precision.FP8_MIXED):
+        return 0
+    inv = rank_inventory(model, layout.tp, layout.ep, layout.pp, stage)
+    return 2 * inv.block_linear_weights
+
+
+def _assumptions(job: TrainingJob, layout: Layout, ms: ModelStates) -> list[str]:
+    out = []
+    if job.precision in MIXED:
+        out.append(
+            "mixed precision: 16-bit weights and gradients, fp32 master weights and states (ZeRO paper's 16 B/param)"
+        )
+    if job.method is not Method.FULL:
+        out.append("adapters kept in fp32 (peft autocast_adapter_dtype=True): 4 B weights, grads, per state")
+    if job.method is Method.QLORA:
+        out.append("QLoRA base: NF4 with double quantization; embeddings, lm_head and norms in 16-bit")
+    if ms.sharding_group > 1:
+        out.append(f"ZeRO/FSDP shard over the data-parallel group only: {ms.sharding_group} GPUs (dp·cp)")
+    if layout.offload_optimizer is not OffloadTarget.NONE or layout.offload_params is not OffloadTarget.NONE:
+        out.append("host RAM is per GPU; a node needs it times its GPUs")
+    if job.grad_accum_steps > 1:
+        out.append("gradient accumulation: gradient buffers stay alive through every micro-batch's forward")
+    out.append(f"weights/grads {WEIGHT_BYTES[job.precision]} B per trainable element")
+    return out

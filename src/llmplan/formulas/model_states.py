@@ -1,0 +1,518 @@
+"""Model states per GPU: weights, fp32 master weights, gradients, optimizer states and the optimizer step's
+temporaries, with tensor / pipeline / expert splits, ZeRO / FSDP sharding and offload.
+
+Accounting (Rajbhandari et al. 2020, "ZeRO", section 3.1 and figure 1): mixed-precision Adam keeps 2 bytes of
+weights, 2 bytes of gradients and K = 12 bytes of optimizer state (fp32 master copy 4 + momentum 4 + variance
+4) per trainable parameter: 16 bytes. Here the master copy is its own term (`master_weights_bytes`), and the
+bytes per element follow the precision:
+
+| precision | weights | grads | master | optimizer states |
+|---|---|---|---|---|
+| fp32, amp-bf16 (autocast over fp32 weights) | 4 | 4 | 0 | 4 per state |
+| fp16-mixed, bf16-mixed, fp8-mixed | 2 | 2 | 4 | 4 per state |
+| bf16, fp16 (pure) | 2 | 2 | 0 | 2 per state (torch creates states like the parameter) |
+
+States per trainable element: AdamW and paged AdamW 2, SGD 0, SGD with momentum 1, Lion 1 (Chen et al. 2023),
+8-bit AdamW 2 × 1 byte + one fp32 absmax per block of 256 per state (bitsandbytes optim/optimizer.py
+`Optimizer2State.init_state`, blockwise: `blocks = ceil(n / 256)`; the 8-bit-optimizer paper, Dettmers et al.
+2022 section 2, used blocks of 2048), Adafactor the factored second moment: rows + columns per matrix, the
+full tensor for vectors, no first moment (Shazeer & Stern 2018 section 3; HF `transformers.optimization.
+Adafactor` with `beta1=None`).
+
+PEFT (peft 0.21 `autocast_adapter_dtype=True`): adapters are kept in fp32 whatever the base dtype, so their
+weights, gradients and states take 4 bytes each and need no master copy. QLoRA: the frozen linears of the
+decoder blocks are NF4 (`formulas.quant.linear_weight_bytes`: 0.5 byte per weight + uint8 absmax per 64 + fp32
+per 256 absmax blocks under double quantization, Dettmers et al. 2023 section 3, ≈ 0.127 bit per weight of
+constants); embeddings, lm_head, norms, biases and routers stay in the 16-bit compute dtype.
+
+Splits:
+- tensor parallel: each Linear by its TpSplit (column: out/tp, row: in/tp and the bias whole, replicated:
+  whole); k/v projections keep max(1, kv_heads/tp) heads (Megatron replicates kv heads when tp > kv heads);
+  embedding and head split the vocabulary (Megatron `VocabParallelEmbedding`); norms replicated;
+- pipeline parallel: stage s holds its layers (`stage_layers`); the first stage also holds the embedding, the
+  last the final norm, final linears and the head (an untied head; a tied one is a second copy of the
+  embedding on the last stage when pp > 1, as in Megatron);
+- expert parallel: routed experts split their copies over ep;
+- ZeRO / FSDP shard over the data-parallel group only, dp · cp (ZeRO stage 1: master + states, 2: + gradients,
+  3: + weights), never over tp or pp; routed experts over the expert-data-parallel group dp · cp / ep
+  (Megatron-Core `expert_data_parallel`). FSDP hybrid-shard shards within a node.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from llmplan.formulas.params import count_params
+from llmplan.formulas.peft import TrainableParams, lora_rank, lora_target_linears, trainable_params
+from llmplan.formulas.quant import linear_weight_bytes
+from llmplan.specs.inference import QuantFormat
+from llmplan.specs.model import Group, Linear, ModelSpec, TpSplit
+from llmplan.specs.training import (
+    FsdpStrategy,
+    Layout,
+    Method,
+    OffloadTarget,
+    Optimizer,
+    OptimizerImpl,
+    Precision,
+    TrainingJob,
+)
+
+WEIGHT_BYTES = {
+    Precision.FP32: 4,
+    Precision.AMP_BF16: 4,
+    Precision.FP16_MIXED: 2,
+    Precision.BF16_MIXED: 2,
+    Precision.FP8_MIXED: 2,
+    Precision.BF16: 2,
+    Precision.FP16: 2,
+}
+"""Bytes per weight (and per gradient) of the trainable base model."""
+MIXED = frozenset({Precision.FP16_MIXED, Precision.BF16_MIXED, Precision.FP8_MIXED})
+"""Precisions with an fp32 master copy of the trainable weights (Micikevicius et al. 2018, section 3.1)."""
+PURE_16 = frozenset({Precision.BF16, Precision.FP16})
+ADAPTER_BYTES = 4
+"""peft keeps adapter weights in fp32 (`autocast_adapter_dtype=True`, peft/tuners/tuners_utils.py)."""
+
+STATES_PER_PARAM = {
+    Optimizer.ADAMW: 2,
+    Optimizer.PAGED_ADAMW: 2,
+    Optimizer.SGD: 0,
+    Optimizer.SGD_MOMENTUM: 1,
+    Optimizer.LION: 1,
+    Optimizer.ADAM8BIT: 2,
+    Optimizer.PAGED_ADAMW_8BIT: 2,
+    Optimizer.ADAFACTOR: 1,
+}
+EIGHT_BIT = frozenset({Optimizer.ADAM8BIT, Optimizer.PAGED_ADAMW_8BIT})
+PAGED = frozenset({Optimizer.PAGED_ADAMW, Optimizer.PAGED_ADAMW_8BIT})
+BNB_BLOCK = 256
+"""bitsandbytes blockwise 8-bit optimizer block (optim/optimizer.py `Optimizer2State.init_state`)."""
+FOREACH_TEMPS = {Optimizer.ADAMW: 1, Optimizer.PAGED_ADAMW: 1, Optimizer.LION: 1}
+"""Full-size temporaries of torch's multi-tensor step, in state dtype, over the largest parameter group:
+AdamW `_multi_tensor_adamw` allocates `exp_avg_sq_sqrt = torch._foreach_sqrt(exp_avg_sqs)` (every other op is
+in place); Lion's update `sign(lerp(m, g))` one; SGD (momentum) updates in place (torch/optim/adamw.py, sgd.py).
+Measured in design.md: Llama-2-7B bf16 AdamW foreach peak = weights + grads + states + one full-size temporary."""
+FOR_LOOP_TEMPS = 2
+"""`_single_tensor_adamw`: `denom = (exp_avg_sq.sqrt() / bias_correction2_sqrt).add_(eps)` holds two
+temporaries of one parameter for an instant; HF Adafactor's `update = grad**2 + eps` and its approximation also
+two."""
+
+DS_REDUCE_BUCKET = 500_000_000
+"""DeepSpeed `reduce_bucket_size` default, elements (deepspeed/runtime/zero/config.py)."""
+DS_PREFETCH_BUCKET = 50_000_000
+"""DeepSpeed ZeRO-3 `stage3_prefetch_bucket_size` default, elements."""
+DS_MAX_LIVE = 1_000_000_000
+"""DeepSpeed ZeRO-3 `stage3_max_live_parameters` default, elements."""
+DS_SUB_GROUP = 1_000_000_000
+"""DeepSpeed ZeRO-3 `sub_group_size` default: NVMe optimizer swapping works sub-group by sub-group."""
+DS_NVME_OPT_BUFFERS = 4
+"""DeepSpeed `offload_optimizer.buffer_count` default (pinned swap buffers of one sub-group each)."""
+DS_NVME_PARAM_BUFFERS = 5
+DS_NVME_PARAM_BUFFER_SIZE = 100_000_000
+"""DeepSpeed `offload_param.buffer_count` / `buffer_size` defaults (elements)."""
+
+
+@dataclass(frozen=True, slots=True)
+class RankInventory:
+    """Base-model elements one rank holds before ZeRO / FSDP sharding (after tp, pp and ep splits)."""
+
+    dense: int
+    """Elements outside the routed experts."""
+    expert: int
+    """Routed-expert elements (sharded by ZeRO over dp·cp/ep)."""
+    block_linear_weights: int
+    """Weights of the decoder blocks' linears other than routers: what QLoRA stores in NF4."""
+    nf4_bytes: int
+    """Those weights in NF4 with double quantization (payload + constants)."""
+    factored: int
+    """Adafactor state elements of all tensors: rows + cols per matrix, numel per vector."""
+    largest: int
+    """Largest single parameter tensor."""
+    layer_max: int
+    """Largest decoder layer (an FSDP unit / a ZeRO-3 gather)."""
+    outer: int
+    """Embedding + head + final tensors on this rank (FSDP's root unit)."""
+
+    @property
+    def total(self) -> int:
+        return self.dense + self.expert
+
+
+def stage_layers(num_layers: int, pp: int) -> tuple[range, ...]:
+    """Decoder layers of each pipeline stage: L // pp each, the first L % pp stages one more (Megatron's
+    default even split; torch.distributed.pipelining `split_spec` by layer count)."""
+    base, extra = divmod(num_layers, pp)
+    out, start = [], 0
+    for s in range(pp):
+        n = base + (1 if s < extra else 0)
+        out.append(range(start, start + n))
+        start += n
+    return tuple(out)
+
+
+def shard_linear(linear: Linear, model: ModelSpec, tp: int) -> tuple[int, int]:
+    """(in, out) features of `linear` on one tp rank (module docstring)."""
+    if tp == 1 or linear.tp is TpSplit.REPLICATED:
+        return linear.in_features, linear.out_features
+    if linear.tp is TpSplit.ROW:
+        return -(-linear.in_features // tp), linear.out_features
+    if linear.leaf_name in ("k_proj", "v_proj") and model.mla is None:
+        heads = max(1, model.num_key_value_heads // tp)
+        return linear.in_features, linear.out_features // model.num_key_value_heads * heads
+    return linear.in_features, -(-linear.out_features // tp)
+
+
+_MEMO: dict[tuple, tuple[ModelSpec, object]] = {}
+_MEMO_MAX = 512
+
+
+def memo_by_model(fn: Callable, model: ModelSpec, *args: object) -> object:
+    """fn(model, *args), remembered per model object: specs are frozen, and hashing a whole ModelSpec (every
+    layer's inventory) would cost more than the counts it saves."""
+    key = (fn.__qualname__, id(model), *args)
+    hit = _MEMO.get(key)
+    if hit is not None and hit[0] is model:
+        return hit[1]
+    if len(_MEMO) >= _MEMO_MAX:
+        _MEMO.clear()
+    value = fn(model, *args)
+    _MEMO[key] = (model, value)
+    return value
+
+
+def param_total(model: ModelSpec) -> int:
+    """count_params(model).total, remembered per model object."""
+    return memo_by_model(_param_total, model)
+
+
+def _param_total(model: ModelSpec) -> int:
+    return count_params(model).total
+
+
+def trainable_split(model: ModelSpec, job: TrainingJob) -> TrainableParams:
+    """`formulas.peft.trainable_params`, remembered per (model object, method, PEFT settings)."""
+    return memo_by_model(_trainable_split, model, job.method, job.peft)
+
+
+def _trainable_split(model: ModelSpec, method: Method, peft: object) -> TrainableParams:
+    return trainable_params(model, TrainingJob(method=method, peft=peft))
+
+
+def rank_inventory(model: ModelSpec, tp: int, ep: int, pp: int, stage: int) -> RankInventory:
+    """Count the base model's elements on one (tp, ep) rank of pipeline `stage` (remembered per model)."""
+    return memo_by_model(_rank_inventory, model, tp, ep, pp, stage)
+
+
+def _rank_inventory(model: ModelSpec, tp: int, ep: int, pp: int, stage: int) -> RankInventory:
+    layers = stage_layers(model.num_hidden_layers, pp)[stage]
+    dense = expert = lin_w = nf4 = factored = 0
+    largest = layer_max = 0
+    memo: dict[int, tuple[int, ...]] = {}
+    for i in layers:
+        block = model.layers[i]
+        cost = memo.get(id(block))
+        if cost is None:
+            cost = memo[id(block)] = _block_counts(block.linears, block.tensors, model, tp, ep)
+        dense += cost[0]
+        expert += cost[1]
+        lin_w += cost[2]
+        nf4 += cost[3]
+        factored += cost[4]
+        largest = max(largest, cost[5])
+        layer_max = max(layer_max, cost[0] + cost[1])
+    outer = 0
+    vocab = -(-model.vocab_size // tp)
+    if stage == 0:
+        for t in model.embedding:
+            n = vocab * (t.numel // model.vocab_size) if t.group is Group.EMBEDDING else t.numel
+            outer += n
+            factored += vocab + t.numel // model.vocab_size if t.group is Group.EMBEDDING else n
+            largest = max(largest, n)
+    if stage == pp - 1:
+        for t in model.final:
+            outer += t.numel
+            factored += t.numel
+        for lin in model.final_linears:
+            outer += lin.numel
+            factored += lin.in_features + lin.out_features
+        head = model.lm_head
+        if not model.tie_word_embeddings or pp > 1:
+            n = vocab * head.in_features
+            outer += n + (vocab if head.bias else 0)
+            factored += vocab + head.in_features
+            largest = max(largest, n)
+    return RankInventory(
+        dense=dense + outer,
+        expert=expert,
+        block_linear_weights=lin_w,
+        nf4_bytes=nf4,
+        factored=factored,
+        largest=largest,
+        layer_max=layer_max,
+        outer=outer,
+    )
+
+
+def _block_counts(linears, tensors, model: ModelSpec, tp: int, ep: int) -> tuple[int, ...]:
+    dense = expert = lin_w = nf4 = factored = largest = 0
+    for t in tensors:
+        dense += t.numel
+        factored += t.numel
+        largest = max(largest, t.numel)
+    for lin in linears:
+        in_f, out_f = shard_linear(lin, model, tp)
+        routed = lin.group is Group.ROUTED_EXPERTS
+        copies = -(-lin.copies // ep) if routed else lin.copies
+        bias = (lin.out_features if lin.tp is TpSplit.ROW else out_f) if lin.bias else 0
+        n = copies * (in_f * out_f + bias)
+        if routed:
+            expert += n
+        else:
+            dense += n
+        factored += copies * (in_f + out_f + bias)
+        largest = max(largest, copies * in_f * out_f)
+        if lin.group is not Group.ROUTER:
+            lin_w += copies * in_f * out_f
+            p, m = linear_weight_bytes(QuantFormat.NF4, in_f, out_f)
+            nf4 += copies * (p + m)
+    return dense, expert, lin_w, nf4, factored, largest
+
+
+def adapter_on_rank(model: ModelSpec, job: TrainingJob, tp: int, pp: int, stage: int, total: int) -> int:
+    """Adapter elements on one rank. LoRA-family: A (r × in) and B (out × r) of the adapted linears of the stage,
+    split like their base layer (column: B split, row: A split), scaled to peft's exact total (which adds DoRA
+    magnitudes / AdaLoRA's E); other methods: the whole adapter, spread over stages by layer count."""
+    if total == 0:
+        return 0
+    if job.method not in (Method.LORA, Method.QLORA, Method.DORA, Method.ADALORA):
+        layers = stage_layers(model.num_hidden_layers, pp)[stage]
+        return -(-total * len(layers) // model.num_hidden_layers) if pp > 1 else total
+    linears = lora_target_linears(model, job.peft.lora_targets, convert_moe=job.method is not Method.ADALORA)
+    layers = stage_layers(model.num_hidden_layers, pp)[stage]
+    whole = local = 0
+    for i, lin in linears:
+        r = lora_rank(model, lin, job.peft.lora_rank) * lin.copies
+        whole += r * (lin.in_features + lin.out_features)
+        if i in layers:
+            in_f, out_f = shard_linear(lin, model, tp)
+            local += r * (in_f + out_f)
+    return -(-total * local // whole) if whole else 0
+
+
+@dataclass(frozen=True, slots=True)
+class ModelStates:
+    """Model states on one GPU (the rank of pipeline stage `stage`), in bytes, and what went to host / NVMe."""
+
+    weights_bytes: int
+    """GPU-resident weights: trainable and frozen base (NF4 for QLoRA) and adapters (ZeRO-3 shard when sharded)."""
+    master_weights_bytes: int
+    """fp32 master copy of the trainable weights (mixed precision), on the GPU."""
+    gradients_bytes: int
+    """Gradient buffers on the GPU (they persist across micro-batches when accumulating)."""
+    optimizer_states_bytes: int
+    """Optimizer states on the GPU (paged states included; see `paged_bytes`)."""
+    optimizer_temporaries_bytes: int
+    """Transient tensors of the optimizer step (foreach / for-loop, fp32 gradient copy of mixed precision)."""
+    gather_buffers_bytes: int
+    """ZeRO-3 / FSDP all-gathered parameters alive at once (current unit + prefetch)."""
+    reduce_buffers_bytes: int
+    """Gradient communication buffers: DDP buckets, DeepSpeed reduce bucket, FSDP's unsharded unit gradient."""
+    host_bytes: int
+    """Host RAM this GPU's offload needs (states, master, fp32 gradients, pinned swap buffers)."""
+    nvme_bytes: int
+    paged_bytes: int
+    """Part of `optimizer_states_bytes` in CUDA unified memory (bitsandbytes paged optimizers): evictable."""
+    trainable_on_rank: int
+    """Trainable elements held by this GPU after sharding (for in-backward and for-loop temporaries)."""
+    largest_param: int
+    sharding_group: int
+    """GPUs the dense model states are sharded over (1 without ZeRO / FSDP)."""
+
+    @property
+    def total(self) -> int:
+        """weights + master + gradients + optimizer states (the persistent model states)."""
+        return (
+            self.weights_bytes
+            + self.master_weights_bytes
+            + self.gradients_bytes
+            + self.optimizer_states_bytes
+        )
+
+
+def sharding_group(layout: Layout, gpus_per_node: int) -> int:
+    """GPUs ZeRO / FSDP shard over: the data-parallel group dp · cp (never tp or pp; ZeRO paper section 5 and
+    Megatron's distributed optimizer shard over the data-parallel ranks, which include cp ranks in
+    Megatron-Core). FSDP hybrid-shard: within a node, i.e. the dp·cp ranks sharing one node."""
+    group = layout.dp * layout.cp
+    if layout.sharding_stage == 0:
+        return 1
+    if layout.fsdp is FsdpStrategy.HYBRID_SHARD:
+        per_node = max(1, gpus_per_node // (layout.tp * layout.pp))
+        return max(1, min(group, per_node))
+    return group
+
+
+def _ceil(a: int, b: int) -> int:
+    return -(-a // b)
+
+
+def model_states(
+    model: ModelSpec,
+    job: TrainingJob,
+    layout: Layout,
+    *,
+    stage: int = 0,
+    gpus_per_node: int = 8,
+    split: TrainableParams | None = None,
+) -> ModelStates:
+    """Model states of one GPU of pipeline `stage` (formulas in the module docstring). `split` is
+    `trainable_params(model, job)` when the caller has it already."""
+    inv = rank_inventory(model, layout.tp, layout.ep, layout.pp, stage)
+    split = split or trainable_split(model, job)
+    base_total = split.base_trainable + split.frozen
+    frac = split.base_trainable / base_total if base_total else 0.0
+    adapter = adapter_on_rank(model, job, layout.tp, layout.pp, stage, split.adapter)
+    prec = job.precision
+    w, s_bytes = WEIGHT_BYTES[prec], (2 if prec in PURE_16 else 4)
+    master = 4 if prec in MIXED else 0
+    n = sharding_group(layout, gpus_per_node)
+    n_exp = max(1, n // layout.ep) if n > 1 else 1
+    stage_k = layout.sharding_stage
+
+    def parts(elems: int, group: int) -> tuple[int, int, int, int, int]:
+        """(trainable elems, weights, master, grads, frozen weights) of one sharding class, unsharded."""
+        trainable = round(elems * frac)
+        frozen = elems - trainable
+        return trainable, trainable * w, trainable * master, trainable * w, frozen
+
+    t_d, w_d, m_d, g_d, f_d = parts(inv.dense, n)
+    t_e, w_e, m_e, g_e, f_e = parts(inv.expert, n_exp)
+    if job.method is Method.QLORA:
+        hp = 2 if prec is not Precision.FP32 else 4
+        frozen_bytes = inv.nf4_bytes + (inv.total - inv.block_linear_weights) * hp
+        dense_share = inv.dense / inv.total if inv.total else 1.0
+        fw_d, fw_e = round(frozen_bytes * dense_share), frozen_bytes - round(frozen_bytes * dense_share)
+    else:
+        fw_d, fw_e = f_d * w, f_e * w
+    states_per = _state_bytes_per_elem(job.optimizer, s_bytes)
+    if job.optimizer is Optimizer.ADAFACTOR:
+        fact = inv.factored / inv.total if inv.total else 0.0
+        st_d, st_e = round(t_d * fact) * s_bytes, round(t_e * fact) * s_bytes
+    else:
+        st_d, st_e = round(t_d * states_per), round(t_e * states_per)
+    # adapters: fp32 weights, gradients and states, no master
+    a_states = round(adapter * _state_bytes_per_elem(job.optimizer, ADAPTER_BYTES))
+    a_w = adapter * ADAPTER_BYTES
+
+    def shard(x: int, group: int, from_stage: int) -> int:
+        return _ceil(x, group) if stage_k >= from_stage else x
+
+    weights = shard(w_d + fw_d + a_w, n, 3) + shard(w_e + fw_e, n_exp, 3)
+    master_b = shard(m_d, n, 1) + shard(m_e, n_exp, 1)
+    grads = shard(g_d + a_w, n, 2) + shard(g_e, n_exp, 2)
+    states = shard(st_d + a_states, n, 1) + shard(st_e, n_exp, 1)
+    trainable_rank = shard(t_d + adapter, n, 1) + shard(t_e, n_exp, 1)
+    widest = max(model.hidden_size, model.intermediate_size)
+    largest = max(inv.largest if split.base_trainable else 0, min(adapter, job.peft.lora_rank * widest))
+
+    temps = _temporaries(job, trainable_rank, largest, s_bytes, master and layout.fsdp is None and stage_k >= 1)
+    gather, reduce = _comm_buffers(job, layout, inv, trainable_rank, w, n)
+    host = nvme = 0
+    if job.optimizer_impl is OptimizerImpl.IN_BACKWARD:
+        grads = largest * w
+    if layout.offload_optimizer is not OffloadTarget.NONE:
+        moved = master_b + states
+        fp32_grads = trainable_rank * 4
+        if layout.offload_optimizer is OffloadTarget.CPU:
+            host += moved + fp32_grads
+        else:
+            nvme += moved
+            host += fp32_grads + DS_NVME_OPT_BUFFERS * min(DS_SUB_GROUP, trainable_rank) * 4
+        master_b = states = temps = 0
+    if layout.offload_params is not OffloadTarget.NONE:
+        if layout.offload_params is OffloadTarget.CPU:
+            host += weights
+        else:
+            nvme += weights
+            host += DS_NVME_PARAM_BUFFERS * DS_NVME_PARAM_BUFFER_SIZE * w
+        if layout.fsdp is not None:  # FSDP CPUOffload moves gradients (and the step) to the CPU too
+            host += grads
+            grads = 0
+        weights = 0
+    paged = states if job.optimizer in PAGED else 0
+    return ModelStates(
+        weights_bytes=weights,
+        master_weights_bytes=master_b,
+        gradients_bytes=grads,
+        optimizer_states_bytes=states,
+        optimizer_temporaries_bytes=temps,
+        gather_buffers_bytes=gather,
+        reduce_buffers_bytes=reduce,
+        host_bytes=host,
+        nvme_bytes=nvme,
+        paged_bytes=paged,
+        trainable_on_rank=trainable_rank,
+        largest_param=largest,
+        sharding_group=n,
+    )
+
+
+def _state_bytes_per_elem(optimizer: Optimizer, s_bytes: int) -> float:
+    """Optimizer-state bytes per trainable element (Adafactor: see `model_states`, factored per tensor)."""
+    if optimizer in EIGHT_BIT:
+        return 2 * (1 + 4 / BNB_BLOCK)
+    return STATES_PER_PARAM[optimizer] * s_bytes
+
+
+def _temporaries(job: TrainingJob, trainable: int, largest: int, s_bytes: int, fp32_copy: bool) -> int:
+    """Transient bytes of the optimizer step on the GPU.
+
+    foreach: FOREACH_TEMPS full-size tensors of the largest parameter group (one group assumed: the states of
+    all trainable elements on the rank); fused (torch `fused=True`, DeepSpeed FusedAdam, bitsandbytes kernels):
+    none; for-loop and Adafactor: FOR_LOOP_TEMPS × the largest parameter; in-backward: the for-loop temporaries.
+    `fp32_copy` (mixed precision under DeepSpeed ZeRO >= 1) adds the fp32 copy of the gradient partition the
+    step reads (deepspeed/runtime/zero/stage_1_and_2.py builds `single_grad_partition` in fp32 per group).
+    """
+    opt, impl = job.optimizer, job.optimizer_impl
+    fp32_grads = trainable * 4 if fp32_copy else 0
+    if opt in EIGHT_BIT or impl is OptimizerImpl.FUSED:
+        return fp32_grads
+    if opt is Optimizer.ADAFACTOR or impl in (OptimizerImpl.FOR_LOOP, OptimizerImpl.IN_BACKWARD):
+        per = 4 if opt is Optimizer.ADAFACTOR else s_bytes
+        return fp32_grads + (FOR_LOOP_TEMPS * largest * per if STATES_PER_PARAM[opt] else 0)
+    return fp32_grads + FOREACH_TEMPS.get(opt, 0) * trainable * s_bytes
+
+
+def _comm_buffers(
+    job: TrainingJob, layout: Layout, inv: RankInventory, trainable: int, w: int, n: int
+) -> tuple[int, int]:
+    """(gather, reduce) buffer bytes.
+
+    ZeRO-3: the current layer plus the prefetch bucket (`stage3_prefetch_bucket_size` 5e7 elements), at most
+    `stage3_max_live_parameters` (1e9) beyond the current layer (deepspeed/runtime/zero/partitioned_param_
+    coordinator.py). FSDP full / hybrid shard: two units all-gathered (current + forward/backward prefetch;
+    torch/distributed/fsdp `limit_all_gathers`), a unit being a decoder layer or the root (embedding + head).
+    Reduce: DDP keeps a bucket copy of every gradient (`gradient_as_bucket_view=False`, the default; torch
+    DistributedDataParallel docs); DeepSpeed ZeRO-1/2/3 a reduce bucket of min(5e8, trainable) elements; FSDP
+    the unsharded gradient of one unit before its reduce-scatter.
+    """
+    if layout.dp * layout.cp == 1 and layout.sharding_stage < 3:
+        return 0, 0
+    stage_k = layout.sharding_stage
+    unit = max(inv.layer_max, inv.outer)
+    gather = 0
+    if stage_k == 3 and layout.fsdp is None:
+        gather = (inv.layer_max + min(DS_PREFETCH_BUCKET, DS_MAX_LIVE)) * w
+    elif stage_k == 3:
+        gather = 2 * unit * w
+    if trainable == 0:
+        return gather, 0
+    if stage_k == 0:
+        reduce = trainable * w
+    elif layout.fsdp is not None:
+        reduce = min(unit, trainable * n) * w
+    else:
+        reduce = min(DS_REDUCE_BUCKET, trainable * (n if stage_k >= 1 else 1)) * w
+    return gather, reduce
