@@ -99,10 +99,79 @@ CONFIGS = {
     },
 }
 
+CONFIGS |= {
+    "qwen3": {
+        "architectures": ["Qwen3ForCausalLM"],
+        "model_type": "qwen3",
+        **SMALL,
+        "num_key_value_heads": 2,
+        "head_dim": 32,
+    },
+    "gemma": {
+        "architectures": ["GemmaForCausalLM"],
+        "model_type": "gemma",
+        **SMALL,
+        "num_key_value_heads": 1,
+        "head_dim": 32,
+    },
+    "qwen2_moe": {
+        "architectures": ["Qwen2MoeForCausalLM"],
+        "model_type": "qwen2_moe",
+        **SMALL,
+        "num_key_value_heads": 2,
+        "num_experts": 4,
+        "num_experts_per_tok": 2,
+        "moe_intermediate_size": 128,
+        "shared_expert_intermediate_size": 256,
+    },
+    "deepseek_v2": {
+        "architectures": ["DeepseekV2ForCausalLM"],
+        "model_type": "deepseek_v2",
+        **SMALL,
+        "num_key_value_heads": 8,
+        "kv_lora_rank": 64,
+        "q_lora_rank": None,
+        "qk_nope_head_dim": 32,
+        "qk_rope_head_dim": 16,
+        "v_head_dim": 32,
+        "n_routed_experts": 4,
+        "num_experts_per_tok": 2,
+        "moe_intermediate_size": 128,
+        "n_shared_experts": 1,
+        "first_k_dense_replace": 1,
+        "n_group": 1,
+        "topk_group": 1,
+    },
+    "gpt_neox": {
+        "architectures": ["GPTNeoXForCausalLM"],
+        "model_type": "gpt_neox",
+        "hidden_size": 256,
+        "intermediate_size": 1024,
+        "num_attention_heads": 8,
+        "num_hidden_layers": 2,
+        "vocab_size": 1000,
+        "max_position_embeddings": 4096,
+        "rotary_pct": 0.25,
+    },
+    "falcon": {
+        "architectures": ["FalconForCausalLM"],
+        "model_type": "falcon",
+        "hidden_size": 256,
+        "num_attention_heads": 8,
+        "num_hidden_layers": 2,
+        "vocab_size": 1000,
+        "new_decoder_architecture": False,
+        "multi_query": True,
+        "parallel_attn": True,
+        "bias": False,
+    },
+}
+
 TRACED = "saved_tensors_hooks on FakeTensorMode, torch 2.13 / transformers 5.23 / peft 0.21, 2026-11-23"
 
 # (config, attention, mode, batch, seq, traced bytes of decoder layer 1, tolerance, what it checks)
-# mode: "full" (bf16-mixed), "ckpt" (full recompute), "lora_all" / "lora_qv" (r16), "fp32", "amp"
+# mode: "full" (bf16-mixed), "ckpt" (full recompute), "lora_all" / "lora_qv" / "dora" (r16, alpha 32), "fp32",
+# "amp" (torch.autocast bf16 over fp32 weights), "prompt" / "prefix" (8 virtual tokens)
 LAYER_CASES = [
     ("llama", "sdpa", "full", 2, 128, 2_992_128, 0, "20h + 4·kv·d + 8I + 4a + 8 per token"),
     ("llama", "eager", "full", 2, 128, 4_556_800, 0, "24h + 8I + 6·a·s + 8: 6 bytes per score"),
@@ -124,6 +193,17 @@ LAYER_CASES = [
     ("llama", "sdpa", "fp32", 2, 128, 5_449_728, 0, "fp32: every term at 4 bytes"),
     ("llama", "eager", "fp32", 2, 128, 6_490_112, 0, "fp32 eager: 4 bytes per score"),
     ("llama", "sdpa", "amp", 2, 128, 5_228_544, 0, "autocast: bf16 weight copies, per-linear input casts"),
+    ("llama", "sdpa", "dora", 2, 128, 12_227_712, 0, "DoRA: eye(in) and both results saved"),
+    ("llama", "sdpa", "prompt", 2, 128, 2_247_808, 0, "prompt tuning, 8 virtual tokens: longer sequences"),
+    ("llama", "sdpa", "prefix", 2, 128, 2_217_984, 1e-2, "prefix tuning: k/v 8 longer, sdpa gets a mask"),
+    ("llama", "eager", "prefix", 2, 128, 3_680_256, 1e-2, "prefix tuning, eager: s x (s + 8) scores"),
+    ("qwen3", "sdpa", "full", 2, 128, 3_297_280, 0, "per-head q_norm / k_norm"),
+    ("gemma", "sdpa", "full", 2, 128, 3_026_944, 0, "MQA, GeGLU, fp32 (1 + w) norms"),
+    ("qwen2_moe", "sdpa", "full", 2, 128, 3_112_464, 2e-3, "shared expert with sigmoid gate"),
+    ("deepseek_v2", "eager", "full", 2, 128, 5_010_448, 1e-3, "MLA, fp32 router, shared expert"),
+    ("gpt_neox", "sdpa", "full", 2, 128, 2_107_392, 2e-3, "parallel residual: both LNs read one input"),
+    ("gpt_neox", "eager", "full", 2, 128, 3_540_992, 1e-3, "fused qkv with RoPE: separate q, k, v"),
+    ("falcon", "eager", "full", 2, 128, 2_360_336, 1e-3, "one LN for attention and MLP, MQA, bf16 softmax"),
 ]
 
 
@@ -138,9 +218,12 @@ def job_of(
     adapted: frozenset[str] = frozenset()
     if mode == "ckpt":
         kw["recompute"] = Recompute.FULL
-    if mode.startswith("lora"):
-        targets = ("all-linear",) if mode == "lora_all" else ("q_proj", "v_proj")
-        kw["method"] = Method.LORA
+    if mode in ("prompt", "prefix"):
+        kw["method"] = Method.PROMPT if mode == "prompt" else Method.PREFIX
+        kw["peft"] = PeftSpec(num_virtual_tokens=8)
+    if mode.startswith("lora") or mode == "dora":
+        targets = ("all-linear",) if mode in ("lora_all", "dora") else ("q_proj", "v_proj")
+        kw["method"] = Method.DORA if mode == "dora" else Method.LORA
         kw["peft"] = PeftSpec(lora_rank=16, lora_targets=targets)
         adapted = frozenset(lin.leaf_name for _, lin in lora_target_linears(spec, targets))
     if mode == "fp32":

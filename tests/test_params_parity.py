@@ -57,6 +57,13 @@ CASES: list[tuple[str, str, dict]] = [
     ("glm4", "glm4", {**LLAMA, "num_key_value_heads": 2, "head_dim": 16}),
     ("gpt2", "gpt2", GPT2),
     ("gpt2-inner-untied", "gpt2", {**GPT2, "n_inner": 48, "tie_word_embeddings": False}),
+    ("gpt-bigcode-mqa", "gpt_bigcode", {"vocab_size": 100, "n_embd": 64, "n_layer": 2, "n_head": 4, "n_positions": 64}),
+    (
+        "gpt-bigcode-mha-untied",
+        "gpt_bigcode",
+        {"vocab_size": 100, "n_embd": 64, "n_layer": 2, "n_head": 4, "n_positions": 64, "multi_query": False,
+         "n_inner": 96, "tie_word_embeddings": False},
+    ),
     ("opt", "opt", OPT),
     (
         "opt-project-post-norm",

@@ -224,7 +224,12 @@ def _print_explain(steps: tuple[ExplainStep, ...]) -> None:
     console.print("[bold]how these numbers were computed[/bold]")
     for i, step in enumerate(steps, 1):
         console.print(f"{i}. [bold]{step.title}[/bold] = {step.formula}")
-        console.print(f"   {step.arithmetic} → {step.result_bytes:,} B ({gib(step.result_bytes)} GiB)")
+        shown = (
+            f"{step.result:,} B ({gib(step.result)} GiB)"
+            if step.unit == "bytes"
+            else f"{step.result:,} {step.unit}"
+        )
+        console.print(f"   {step.arithmetic} → {shown}")
         console.print(f"   source: {step.source}")
 
 

@@ -31,12 +31,15 @@ class ExplainStep:
     """In symbols."""
     arithmetic: str
     """With this job's numbers."""
-    result_bytes: int
+    result: int
+    """Bytes, or parameters for the steps that count parameters (see `unit`)."""
     source: str
+    unit: str = "bytes"
+    """"bytes" or "parameters"."""
 
     @property
     def total(self) -> int:
-        return self.result_bytes
+        return self.result
 
 
 def explain_training(model: ModelSpec, est: TrainingEstimate) -> tuple[ExplainStep, ...]:
@@ -53,16 +56,18 @@ def explain_training(model: ModelSpec, est: TrainingEstimate) -> tuple[ExplainSt
             "parameters on this GPU",
             "N_rank = Σ linears in·out / (tp split) + norms + embedding/head on first/last stage",
             f"tp {layout.tp}, pp {layout.pp} (stage {est.stage}), ep {layout.ep}: {inv.total:,} of {est.params:,}",
-            0,
+            inv.total,
             "formulas/model_states.py rank_inventory (Megatron column/row splits, Shoeybi et al. 2019 §3)",
+            unit="parameters",
         ),
         ExplainStep(
             "trainable parameters",
             "full: N; LoRA: Σ r·(in + out) over targets; other PEFT per peft 0.21",
             f"{split.total:,} trainable ({split.base_trainable:,} base + {split.adapter:,} adapter), "
             f"{split.frozen:,} frozen",
-            0,
+            split.total,
             "formulas/peft.py (Hu et al. 2021 §4.1; equals peft get_nb_trainable_parameters)",
+            unit="parameters",
         ),
         ExplainStep(
             "weights",

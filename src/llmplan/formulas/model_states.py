@@ -89,7 +89,7 @@ EIGHT_BIT = frozenset({Optimizer.ADAM8BIT, Optimizer.PAGED_ADAMW_8BIT})
 PAGED = frozenset({Optimizer.PAGED_ADAMW, Optimizer.PAGED_ADAMW_8BIT})
 BNB_BLOCK = 256
 """bitsandbytes blockwise 8-bit optimizer block (optim/optimizer.py `Optimizer2State.init_state`)."""
-FOREACH_TEMPS = {Optimizer.ADAMW: 1, Optimizer.PAGED_ADAMW: 1, Optimizer.LION: 1}
+FOREACH_TEMPS = {Optimizer.ADAMW: 1, Optimizer.LION: 1}
 """Full-size temporaries of torch's multi-tensor step, in state dtype, over the largest parameter group:
 AdamW `_multi_tensor_adamw` allocates `exp_avg_sq_sqrt = torch._foreach_sqrt(exp_avg_sqs)` (every other op is
 in place); Lion's update `sign(lerp(m, g))` one; SGD (momentum) updates in place (torch/optim/adamw.py, sgd.py).
@@ -381,14 +381,14 @@ def model_states(
     n_exp = max(1, n // layout.ep) if n > 1 else 1
     stage_k = layout.sharding_stage
 
-    def parts(elems: int, group: int) -> tuple[int, int, int, int, int]:
+    def parts(elems: int) -> tuple[int, int, int, int, int]:
         """(trainable elems, weights, master, grads, frozen weights) of one sharding class, unsharded."""
         trainable = round(elems * frac)
         frozen = elems - trainable
         return trainable, trainable * w, trainable * master, trainable * w, frozen
 
-    t_d, w_d, m_d, g_d, f_d = parts(inv.dense, n)
-    t_e, w_e, m_e, g_e, f_e = parts(inv.expert, n_exp)
+    t_d, w_d, m_d, g_d, f_d = parts(inv.dense)
+    t_e, w_e, m_e, g_e, f_e = parts(inv.expert)
     if job.method is Method.QLORA:
         hp = 2 if prec is not Precision.FP32 else 4
         frozen_bytes = inv.nf4_bytes + (inv.total - inv.block_linear_weights) * hp
@@ -417,7 +417,9 @@ def model_states(
     widest = max(model.hidden_size, model.intermediate_size)
     largest = max(inv.largest if split.base_trainable else 0, min(adapter, job.peft.lora_rank * widest))
 
-    temps = _temporaries(job, trainable_rank, largest, s_bytes, master and layout.fsdp is None and stage_k >= 1)
+    temps = _temporaries(
+        job, trainable_rank, largest, s_bytes, master > 0 and layout.fsdp is None and stage_k >= 1
+    )
     gather, reduce = _comm_buffers(job, layout, inv, trainable_rank, w, n)
     host = nvme = 0
     if job.optimizer_impl is OptimizerImpl.IN_BACKWARD:
@@ -437,9 +439,9 @@ def model_states(
         else:
             nvme += weights
             host += DS_NVME_PARAM_BUFFERS * DS_NVME_PARAM_BUFFER_SIZE * w
-        if layout.fsdp is not None:  # FSDP CPUOffload moves gradients (and the step) to the CPU too
-            host += grads
-            grads = 0
+        if layout.fsdp is not None:  # FSDP CPUOffload moves gradients and the optimizer step to the CPU too
+            host += grads + master_b + states
+            grads = master_b = states = temps = 0
         weights = 0
     paged = states if job.optimizer in PAGED else 0
     return ModelStates(
@@ -470,14 +472,14 @@ def _temporaries(job: TrainingJob, trainable: int, largest: int, s_bytes: int, f
     """Transient bytes of the optimizer step on the GPU.
 
     foreach: FOREACH_TEMPS full-size tensors of the largest parameter group (one group assumed: the states of
-    all trainable elements on the rank); fused (torch `fused=True`, DeepSpeed FusedAdam, bitsandbytes kernels):
-    none; for-loop and Adafactor: FOR_LOOP_TEMPS × the largest parameter; in-backward: the for-loop temporaries.
+    all trainable elements on the rank); fused (torch `fused=True`, DeepSpeed FusedAdam) and every bitsandbytes
+    optimizer (8-bit or paged: one CUDA kernel per parameter): none; for-loop and Adafactor: FOR_LOOP_TEMPS × the largest parameter; in-backward: the for-loop temporaries.
     `fp32_copy` (mixed precision under DeepSpeed ZeRO >= 1) adds the fp32 copy of the gradient partition the
     step reads (deepspeed/runtime/zero/stage_1_and_2.py builds `single_grad_partition` in fp32 per group).
     """
     opt, impl = job.optimizer, job.optimizer_impl
     fp32_grads = trainable * 4 if fp32_copy else 0
-    if opt in EIGHT_BIT or impl is OptimizerImpl.FUSED:
+    if opt in EIGHT_BIT or opt in PAGED or impl is OptimizerImpl.FUSED:
         return fp32_grads
     if opt is Optimizer.ADAFACTOR or impl in (OptimizerImpl.FOR_LOOP, OptimizerImpl.IN_BACKWARD):
         per = 4 if opt is Optimizer.ADAFACTOR else s_bytes
@@ -492,7 +494,7 @@ def _comm_buffers(
 
     ZeRO-3: the current layer plus the prefetch bucket (`stage3_prefetch_bucket_size` 5e7 elements), at most
     `stage3_max_live_parameters` (1e9) beyond the current layer (deepspeed/runtime/zero/partitioned_param_
-    coordinator.py). FSDP full / hybrid shard: two units all-gathered (current + forward/backward prefetch;
+    coordinator.py), never more than the rank's whole model. FSDP full / hybrid shard: two units all-gathered (current + forward/backward prefetch;
     torch/distributed/fsdp `limit_all_gathers`), a unit being a decoder layer or the root (embedding + head).
     Reduce: DDP keeps a bucket copy of every gradient (`gradient_as_bucket_view=False`, the default; torch
     DistributedDataParallel docs); DeepSpeed ZeRO-1/2/3 a reduce bucket of min(5e8, trainable) elements; FSDP
@@ -504,9 +506,9 @@ def _comm_buffers(
     unit = max(inv.layer_max, inv.outer)
     gather = 0
     if stage_k == 3 and layout.fsdp is None:
-        gather = (inv.layer_max + min(DS_PREFETCH_BUCKET, DS_MAX_LIVE)) * w
+        gather = min(inv.layer_max + min(DS_PREFETCH_BUCKET, DS_MAX_LIVE), inv.total) * w
     elif stage_k == 3:
-        gather = 2 * unit * w
+        gather = min(2 * unit, inv.total) * w
     if trainable == 0:
         return gather, 0
     if stage_k == 0:

@@ -97,15 +97,9 @@ def make_optimizer(job: TrainingJob, params: list[Any]) -> Any:
     if job.optimizer in (Optimizer.SGD, Optimizer.SGD_MOMENTUM):
         momentum = 0.9 if job.optimizer is Optimizer.SGD_MOMENTUM else 0.0
         return torch.optim.SGD(params, lr=1e-3, momentum=momentum, **multi)
-    if job.optimizer is Optimizer.ADAFACTOR:
-        if impl is OptimizerImpl.FUSED:
-            raise LlmplanError(
-                "optimizer_impl: torch's Adafactor has no fused implementation (foreach, for-loop)"
-            )
-        return torch.optim.Adafactor(params, lr=1e-2, foreach=multi["foreach"])
     raise LlmplanError(
-        f"optimizer: {job.optimizer.value} cannot be traced (bitsandbytes and Lion optimizers are not in torch); "
-        "allowed: adamw, sgd, sgd-momentum, adafactor"
+        f"optimizer: {job.optimizer.value} cannot be traced (bitsandbytes and Lion optimizers are not in torch; "
+        "torch's Adafactor reads tensor values, which fake tensors do not have); allowed: adamw, sgd, sgd-momentum"
     )
 
 

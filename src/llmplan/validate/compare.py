@@ -14,12 +14,14 @@ from dataclasses import dataclass
 
 from llmplan.errors import LlmplanError
 from llmplan.loading import load_model
+from llmplan.specs.training import Method
 from llmplan.validate import engines
 from llmplan.validate.measured import CaseStatus, MeasuredCase, load_cases
 from llmplan.validate.peers import PEERS, run_peers
 from llmplan.validate.stats import ErrorStats, error_pct
 
 ANALYTIC = "llmplan"
+NO_PEFT = "full training and inference (no PEFT: what every peer models)"
 ENGINES = (ANALYTIC, *PEERS)
 
 
@@ -101,7 +103,8 @@ def compare_measured(
 
 
 def summarize(comparisons: Sequence[MeasuredComparison]) -> list[SummaryRow]:
-    """Per engine: all `stats` cases, then per counter and per source (groups with at least one figure)."""
+    """Per engine: all `stats` cases, those without PEFT (the peers' own ground), then per counter and per
+    source (groups with at least one figure)."""
     rows: list[SummaryRow] = []
     in_stats = [c for c in comparisons if c.case.status is CaseStatus.STATS]
     for engine in ENGINES:
@@ -113,9 +116,9 @@ def summarize(comparisons: Sequence[MeasuredComparison]) -> list[SummaryRow]:
             counter = comp.case.counter.value if comp.case.counter else "?"
             for group in ("all", f"counter: {counter}", f"source: {comp.case.source}"):
                 groups.setdefault(group, []).append(err)
-            if not comp.case.flags:
-                groups.setdefault("all, unflagged rows", []).append(err)
-        order = {"all": 0, "all, unflagged rows": 1}
+            if comp.case.training is None or comp.case.training.method is Method.FULL:
+                groups.setdefault(NO_PEFT, []).append(err)
+        order = {"all": 0, NO_PEFT: 1}
         for group in sorted(groups, key=lambda g: (order.get(g, 2 if g.startswith("counter") else 3), g)):
             stats = ErrorStats.of(groups[group])
             if stats is not None:

@@ -1,0 +1,442 @@
+"""Saved-for-backward bytes of one decoder layer, term by term, as the HF transformers implementation saves them.
+
+Measured with `torch.autograd.graph.saved_tensors_hooks` on the real models built on fake tensors (storages
+deduplicated, parameters excluded; torch 2.13, transformers 5.23, peft 0.21); tests/test_activations.py holds the
+traced values as data and repeats the measurement. Per token of one micro-batch (e = bytes of the compute dtype,
+f = bytes of a saved GEMM input: e, or 1 under fp8; w = a norm's width; I = MLP width; a, kv = heads; d = head
+dim; s_k = key length):
+
+    RMSNorm, Llama style   4·w + 4 (+ e·w)   fp32 upcast of the input and 1/rms, saved by the mul that
+                                             normalises; + the normalised tensor in the input dtype, saved
+                                             by `weight * x` only when the weight trains
+    RMSNorm, Gemma style   4·w + 4 (+ 4·w)   `x.float() * (1 + w.float())`: all fp32 (+ 4·w per layer for 1 + w)
+    LayerNorm              e·w + 8           input + fp32 mean and rstd (native_layer_norm on CUDA; the CPU
+                                             trace keeps them in bf16, 4 bytes less)
+    GEMM inputs            f·in              once per distinct input tensor (q/k/v share one, gate/up share
+                                             one), only when the linear's weight trains (dW = x^T·dY); a
+                                             frozen linear saves nothing for its input gradient
+    attention, sdpa/flash  e·(2·a·d + 2·kv·d) + 4·a   q and k after RoPE, v, the output (also o_proj's
+                                             input) and the fp32 logsumexp; k/v at kv heads (transformers
+                                             passes `enable_gqa`); no s² tensor. With a mask (sliding window
+                                             shorter than the sequence, prefix tokens, packing under sdpa):
+                                             repeat_kv copies k/v to all heads and the mask (e·s·s_k per
+                                             sequence) is saved
+    attention, eager       3·e·a·d + a·s_k·(4 + e)   q, k, v (repeat_kv copies at full heads), the fp32
+                                             softmax output and its cast to the compute dtype: 6 bytes per
+                                             score in bf16 (design.md), 4 in fp32; o_proj's input is a copy.
+                                             GPT-2 / Falcon keep the softmax in the compute dtype (e per
+                                             score); Gemma 2 softcapping adds the tanh output (e); attention
+                                             dropout its mask (1)
+    fused qkv, no RoPE     k, v are views of the c_attn output, which stays whole: e·(a + 2·kv)·d (GPT-2)
+    gated MLP (SwiGLU)     3·e·I             gate output (silu's input), up output and act output (the mul
+                                             saves both factors); the product is down_proj's GEMM input
+    plain MLP (GELU)       e·I               fc1 output; its activation output is fc2's GEMM input;
+                                             gelu_new (Python NewGELU) keeps 3 more tensors of I
+    MoE layer              router: 4·E + 4 + 40·k (fp32 softmax, top-k indices and weights, sort and scatter
+                           indices); routed experts: k·(e·h [routed copy] + 2·e·I + e·I + e·I [grouped_mm
+                           inputs] + e·h [expert output, scaled by its weight]); the first and the fourth only
+                           when the experts train; DeepSeek's fp32 router adds 4·h (+ 4·E·h per layer);
+                           Qwen2-MoE's gated shared expert adds e·h + e
+    MLA                    as attention with kv = a heads of qk_nope + qk_rope (q, k) and v_head_dim (v, out)
+
+Llama (RMSNorm, SwiGLU, sdpa), bf16, full training: 2·(4h+4+2h) + 2h + 2·(a·d + 2·kv·d) + 4a + 3·2I + 2I
+= 20h + 4·kv·d + 8I + 4a + 8 per token; Llama-2-7B (h 4096, I 11008) at 2048 tokens: 381,960,192 bytes per
+layer (45.5 bytes per token per hidden unit), equal to the trace to the byte.
+
+PEFT on a frozen base (peft 0.21, peft/tuners/lora/layer.py `Linear.forward`): each adapted linear casts its
+input to the adapter dtype (fp32) separately, so q, k and v save three fp32 copies: 4·in + 4·r (lora_A's
+output) per adapted linear, + 1·in with lora_dropout > 0 (mask); frozen linears save no input. DoRA
+(`DoraLinearLayer.forward`) also saves the base and LoRA results (e·out + 4·out) and, per layer, eye(in) and
+lora_A(eye) in fp32 (4·in² + 4·in·r), which it uses to form B·A. LoRA on transformers v5's fused experts
+(peft `target_parameters`) saves the merged weight W + B·A in the compute dtype and the casts of A and B.
+QLoRA: bitsandbytes' MatMul4Bit keeps its bf16 input (e·in per distinct input) besides the LoRA fp32 copies
+(not traceable here: bitsandbytes cannot build its 4-bit parameters on fake tensors). Prompt tuning and
+p-tuning lengthen the sequence by the virtual tokens; prefix tuning lengthens the keys. Nothing before the
+first trained tensor needs a gradient, so the first layer's input norm saves no upcast.
+
+Precision: fp32 doubles every term but the fp32 ones; the eager scores cost 4 bytes (the cast is a no-op).
+torch.autocast over fp32 weights (AMP_BF16) keeps fp32 norm outputs, casts them to bf16 once per consuming
+linear (q, k, v: three copies) and saves the bf16 copy of every weight for the input gradient (2 bytes per
+parameter of the layer, per micro-batch). fp8 (Transformer Engine) saves the GEMM inputs in fp8 (f = 1).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from llmplan.specs.model import (
+    AttentionKind,
+    Block,
+    Group,
+    Linear,
+    MlpKind,
+    ModelSpec,
+    NormKind,
+    PositionKind,
+    TpSplit,
+)
+from llmplan.specs.training import AttentionImpl, Layout, Method, Precision, Recompute, TrainingJob
+
+FP32 = 4
+INT64 = 8
+DROPOUT_MASK_BYTES = 1
+"""native_dropout saves a bool mask on CUDA (one byte per element)."""
+
+LORA_FAMILY = frozenset({Method.LORA, Method.QLORA, Method.DORA, Method.ADALORA})
+BASE_TRAINS = frozenset({Method.FULL, Method.FREEZE})
+INPUT_NEEDS_GRAD = frozenset({Method.FULL, Method.PROMPT, Method.PTUNING})
+"""Methods whose first decoder layer's input requires grad (trained or prompt-tuned embeddings)."""
+NORMS_TRAIN = frozenset({Method.FULL, Method.FREEZE, Method.LAYERNORM})
+GEMMA_NORM_TYPES = frozenset({"gemma", "gemma2", "gemma3", "gemma3_text"})
+"""RMSNorm computed entirely in fp32 with weight (1 + w): transformers models/gemma*/modeling_gemma*.py."""
+SOFTMAX_IN_COMPUTE_DTYPE = frozenset({"gpt2", "falcon"})
+"""Eager attention without the fp32 softmax upcast (transformers models/gpt2/modeling_gpt2.py): e per score."""
+ACTIVATION_EXTRA_TENSORS = {"gelu_new": 3, "gelu_fast": 3, "quick_gelu": 1}
+"""Activations written as Python compositions (transformers/activations.py) save intermediates besides their
+input: NewGELU keeps tanh(.), 0.5·x and 1 + tanh(.) (traced on GPT-2); QuickGELU sigmoid(1.702x)."""
+FP32_ROUTER_TYPES = frozenset({"deepseek_v2", "deepseek_v3"})
+"""Routers computed in fp32 (`F.linear(x.float(), weight.float())`, transformers models/deepseek_v*/)."""
+MOE_ROUTING_BYTES_PER_K = 40
+"""Per token and routed expert: top-k index (8), top-k weight (4), two int64 sort/scatter indices (16), the
+routed copy's weight (4) and its scatter index (8); traced on transformers 5 Mixtral (grouped_mm experts)."""
+
+
+@dataclass(frozen=True, slots=True)
+class LayerContext:
+    """What the per-layer formulas read from model, job and layout."""
+
+    model: ModelSpec
+    job: TrainingJob
+    layout: Layout
+    adapted: frozenset[str]
+    e: int  # compute dtype bytes
+    f: int  # saved GEMM input bytes
+    s_q: int  # query tokens per sequence on this rank (context parallel splits it)
+    s_k: int  # key length per sequence
+
+
+def compute_bytes(precision: Precision) -> int:
+    """Bytes of an activation element: 4 under fp32, else 2 (fp8 training keeps bf16 activations)."""
+    return FP32 if precision is Precision.FP32 else 2
+
+
+def norm_bytes(model: ModelSpec, width: int, *, e: int, trains: bool) -> int:
+    """Saved bytes per token of one norm of `width` features (formulas in the module docstring)."""
+    if model.norm_kind is NormKind.LAYER:
+        return e * width + 2 * FP32
+    kept = (FP32 if model.model_type in GEMMA_NORM_TYPES else e) * width if trains else 0
+    return FP32 * width + FP32 + kept
+
+
+def first_norm_bytes(ctx: LayerContext, block: Block) -> int:
+    norms = [t for t in block.tensors if t.group is Group.NORM and not t.is_bias]
+    if not norms:
+        return 0
+    per_token = norm_bytes(ctx.model, norms[0].numel, e=norm_out_bytes(ctx), trains=False)
+    split = ctx.layout.tp if ctx.layout.sequence_parallel else 1
+    return tokens_per_micro_batch(ctx) * per_token // split
+
+
+def layer_context(
+    model: ModelSpec, job: TrainingJob, layout: Layout, adapted: frozenset[str]
+) -> LayerContext:
+    e = compute_bytes(job.precision)
+    s = job.seq_len
+    if job.method in (Method.PROMPT, Method.PTUNING):
+        s += job.peft.num_virtual_tokens  # virtual tokens are prepended to the sequence
+    s_k = s + (job.peft.num_virtual_tokens if job.method in (Method.PREFIX, Method.PTUNING_V2) else 0)
+    return LayerContext(
+        model=model,
+        job=job,
+        layout=layout,
+        adapted=adapted,
+        e=e,
+        f=1 if job.precision is Precision.FP8_MIXED else e,
+        s_q=-(-s // layout.cp),
+        s_k=s_k,
+    )
+
+
+def tokens_per_micro_batch(ctx: LayerContext) -> int:
+    return ctx.job.micro_batch_size * ctx.s_q
+
+
+def _is_adapted(ctx: LayerContext, lin: Linear) -> bool:
+    return lin.leaf_name in ctx.adapted or lin.name in ctx.adapted
+
+
+def layer_bytes(ctx: LayerContext, block: Block, *, recompute: Recompute) -> int:
+    """Saved bytes of one decoder layer for one micro-batch on one rank."""
+    tokens = tokens_per_micro_batch(ctx)
+    if recompute is Recompute.FULL:
+        # torch.utils.checkpoint keeps the layer's input only (Chen et al. 2016): e·h per token.
+        split = ctx.layout.tp if ctx.layout.sequence_parallel else 1
+        return tokens * ctx.e * ctx.model.hidden_size // split
+    replicated, sharded, per_sequence = _per_token_terms(
+        ctx, block, selective=recompute is Recompute.SELECTIVE
+    )
+    tp = ctx.layout.tp
+    rep_split = tp if ctx.layout.sequence_parallel else 1
+    constant = _per_layer_constant(ctx, block) // tp
+    return (
+        tokens * replicated // rep_split
+        + tokens * sharded // tp
+        + ctx.job.micro_batch_size * per_sequence // tp
+        + constant
+    )
+
+
+def _per_layer_constant(ctx: LayerContext, block: Block) -> int:
+    """Saved bytes of one layer that do not scale with tokens (weight-sized tensors), before the tp split.
+
+    - autocast (AMP_BF16): the bf16 copy of every fp32 weight is saved by its GEMM for the input gradient;
+    - Gemma's fp32 (1 + weight) of each norm, saved by the multiply;
+    - LoRA on parameters (peft `target_parameters`, used for transformers v5's fused MoE experts and routers,
+      which are not nn.Linear): the merged weight W + B·A in the compute dtype is saved by the GEMM.
+    """
+    model, job, e = ctx.model, ctx.job, ctx.e
+    total = 0
+    if job.precision is Precision.AMP_BF16:
+        total += 2 * sum(lin.weight_numel for lin in block.linears)
+    if model.model_type in GEMMA_NORM_TYPES:
+        total += sum(FP32 * t.numel for t in block.tensors if t.group is Group.NORM and not t.is_bias)
+    if block.moe and model.moe is not None and model.model_type in FP32_ROUTER_TYPES:
+        total += FP32 * model.moe.num_experts * model.hidden_size  # fp32 copy of the router weight
+    if job.method is Method.DORA:
+        # DoraLinearLayer.forward builds B·A as lora_B(lora_A(eye(in))) in fp32: the identity (in²) and A's
+        # output (in·r) are saved, plus the fp32 weight norm and magnitude scale (out each, three tensors)
+        for lin in block.linears:
+            if _is_adapted(ctx, lin):
+                n = lin.in_features
+                total += FP32 * (n * n + n * job.peft.lora_rank + 3 * lin.out_features)
+    if job.method in LORA_FAMILY:
+        r = job.peft.lora_rank
+        for lin in block.linears:
+            if _param_wrapped(ctx, lin):
+                total += e * lin.weight_numel
+            if _param_wrapped(ctx, lin) and lin.group is Group.ROUTED_EXPERTS:
+                # the compute-dtype casts of A and B of every expert; peft gives the fused gate_up (converted
+                # from the two targets w1 and w3) rank 2r
+                rank = 2 * r if lin.leaf_name == "gate_up_proj" else r
+                total += e * lin.copies * rank * (lin.in_features + lin.out_features)
+    return total
+
+
+def _param_wrapped(ctx: LayerContext, lin: Linear) -> bool:
+    """An adapted tensor that is not an nn.Linear (fused experts, MoE router weight): peft wraps the parameter."""
+    return lin.group in (Group.ROUTED_EXPERTS, Group.ROUTER) and _is_adapted(ctx, lin)
+
+
+def _per_token_terms(ctx: LayerContext, block: Block, *, selective: bool) -> tuple[int, int, int]:
+    """(replicated, tp-sharded) bytes per token and tp-sharded bytes per sequence of one layer."""
+    model, job = ctx.model, ctx.job
+    base_trains = job.method in BASE_TRAINS
+    norms_train = job.method in NORMS_TRAIN
+    replicated = 0
+    sharded = 0
+    hidden_norms = 0
+    for t in block.tensors:
+        if t.is_bias or not (t.group is Group.NORM or "norm" in t.name):
+            continue
+        width, heads = t.numel, 1
+        if t.group is Group.ATTENTION and t.name.endswith(("q_norm.weight", "k_norm.weight")):
+            heads = model.num_attention_heads if "q_norm" in t.name else model.num_key_value_heads
+        term = norm_bytes(model, width, e=norm_out_bytes(ctx), trains=norms_train) * heads
+        if model.parallel_attention and t.group is Group.NORM:
+            hidden_norms += 1
+            if hidden_norms > 1 and model.norm_kind is NormKind.LAYER:
+                term -= ctx.e * width  # attention and MLP norms read the same layer input (GPT-NeoX, GPT-J)
+        if t.group is Group.ATTENTION:
+            sharded += term
+        else:
+            replicated += term
+    rep_in, sh_in = _gemm_input_terms(ctx, block, base_trains=base_trains)
+    replicated += rep_in
+    sharded += sh_in
+    attn_sh, attn_rep, per_sequence = _attention_terms(ctx, block, selective=selective)
+    sharded += attn_sh
+    replicated += attn_rep
+    sharded += _mlp_terms(ctx, block, base_trains=base_trains)
+    replicated += _dropout_terms(ctx)
+    return replicated, sharded, per_sequence
+
+
+def norm_out_bytes(ctx: LayerContext) -> int:
+    """Bytes of a norm's output: fp32 under autocast (fp32 weight times the fp32-computed input), else e."""
+    return FP32 if ctx.job.precision is Precision.AMP_BF16 else ctx.e
+
+
+def _input_key(lin: Linear, shared_norm: bool) -> tuple[str, int, str]:
+    """Linears with equal keys read the same input tensor (q/k/v; gate/up/router; shared experts; with one
+    norm per parallel-attention layer, as in Falcon-7B, attention and MLP)."""
+    side = "attention" if lin.group is Group.ATTENTION and not shared_norm else "mlp"
+    if lin.tp is TpSplit.ROW:
+        return (side, lin.in_features, lin.group.value)
+    return (side, lin.in_features, "in")
+
+
+def _gemm_input_terms(ctx: LayerContext, block: Block, *, base_trains: bool) -> tuple[int, int]:
+    """GEMM inputs saved for weight gradients, LoRA adapters' fp32 inputs, QLoRA's bf16 base inputs."""
+    e, f, job = ctx.e, ctx.f, ctx.job
+    sdpa_like = job.attention is not AttentionImpl.EAGER or job.recompute is Recompute.SELECTIVE
+    fused_qkv = _fused_qkv(ctx, block)
+    hidden_norms = sum(1 for t in block.tensors if t.group is Group.NORM and not t.is_bias)
+    shared_norm = ctx.model.parallel_attention and hidden_norms == 1
+    replicated = sharded = 0
+    seen: set[tuple[str, int, str]] = set()
+    for lin in block.linears:
+        if lin.group is Group.ROUTED_EXPERTS:
+            continue
+        key = _input_key(lin, shared_norm and lin.tp is not TpSplit.ROW)
+        row = lin.tp is TpSplit.ROW
+        adds = 0
+        first = key not in seen
+        seen.add(key)
+        shares_core_out = row and lin.group is Group.ATTENTION and sdpa_like and not fused_qkv
+        amp_cast = job.precision is Precision.AMP_BF16 and not row  # autocast casts the fp32 norm output
+        if (first or amp_cast) and not shares_core_out:
+            if base_trains or _param_wrapped(ctx, lin):
+                adds += f * lin.in_features
+            elif job.method is Method.QLORA:
+                adds += e * lin.in_features  # bitsandbytes MatMul4Bit keeps its input A for grad_input
+        if job.method in LORA_FAMILY and _is_adapted(ctx, lin) and not _param_wrapped(ctx, lin):
+            # peft casts x to the adapter dtype (fp32) per adapted linear and lora_A saves that copy; lora_B
+            # saves lora_A's output (r). peft/tuners/lora/layer.py Linear.forward, `_cast_input_dtype`.
+            adds += FP32 * lin.in_features + FP32 * job.peft.lora_rank
+            if job.peft.lora_dropout > 0:
+                adds += DROPOUT_MASK_BYTES * lin.in_features
+            if job.method is Method.DORA:
+                # (mag_norm_scale - 1) * base_result and mag_norm_scale * lora_result save both results
+                adds += e * lin.out_features + FP32 * lin.out_features
+        elif job.method is Method.IA3 and _is_adapted(ctx, lin):
+            adds += e * (lin.in_features if row else lin.out_features)  # x or y saved for grad of l
+        if row:
+            sharded += adds
+        else:
+            replicated += adds
+    return replicated, sharded
+
+
+def _fused_qkv(ctx: LayerContext, block: Block) -> bool:
+    m = ctx.model
+    fused = (m.num_attention_heads + 2 * m.num_key_value_heads) * m.head_dim
+    return (
+        any(
+            lin.group is Group.ATTENTION and lin.tp is TpSplit.COLUMN and lin.out_features == fused
+            for lin in block.linears
+        )
+        and m.mla is None
+    )
+
+
+def _head_dims(model: ModelSpec) -> tuple[int, int, int]:
+    """(kv heads, q/k head dim, v head dim); MLA decompresses to full heads of nope + rope / v_head_dim."""
+    if model.mla is not None:
+        mla = model.mla
+        return model.num_attention_heads, mla.qk_nope_head_dim + mla.qk_rope_head_dim, mla.v_head_dim
+    return model.num_key_value_heads, model.head_dim, model.head_dim
+
+
+def _attention_terms(ctx: LayerContext, block: Block, *, selective: bool) -> tuple[int, int, int]:
+    """(tp-sharded per token, replicated per token, tp-sharded per sequence) bytes of the attention core."""
+    model, job, e = ctx.model, ctx.job, ctx.e
+    a = model.num_attention_heads
+    kv, dqk, dv = _head_dims(model)
+    ratio_num, ratio_den = ctx.s_k, ctx.s_q * ctx.layout.cp  # key length over the full query length
+    eager = job.attention is AttentionImpl.EAGER
+    window = model.sliding_window if block.attention is AttentionKind.SLIDING else None
+    masked = (window is not None and window < ctx.s_k) or (
+        job.packing and job.attention is AttentionImpl.SDPA
+    )
+    masked = masked or job.method in (Method.PREFIX, Method.PTUNING_V2)
+    if eager or (masked and job.attention is AttentionImpl.SDPA):
+        kv = a  # repeat_kv copies k and v to every head (no enable_gqa when a mask is passed)
+    q = e * a * dqk
+    k = e * kv * dqk * ratio_num // ratio_den
+    v = e * kv * dv * ratio_num // ratio_den
+    if _fused_qkv(ctx, block) and not eager and model.position is not PositionKind.ROPE:
+        k = v = 0
+        q += e * (a * dqk + 2 * model.num_key_value_heads * dqk)  # k, v: views of the fused output (GPT-2)
+    sharded = q + k + v
+    replicated = 0
+    per_sequence = 0
+    if eager and not selective:
+        upcast = model.model_type not in SOFTMAX_IN_COMPUTE_DTYPE
+        per_score = (FP32 + (e if e < FP32 else 0)) if upcast else e
+        if model.config.get("attn_logit_softcapping", 50.0 if model.model_type == "gemma2" else None):
+            per_score += e  # tanh output of the softcapping
+        if dropout_p(model, "attention_dropout", "attn_pdrop") > 0:
+            per_score += DROPOUT_MASK_BYTES
+        sharded += a * ctx.s_k * per_score
+    else:
+        # the output (o_proj's input; with selective recompute of eager attention the core's output is kept)
+        # and, for sdpa / flash, the fp32 logsumexp per row
+        sharded += e * a * dv + (0 if eager else FP32 * a)
+        if masked and job.attention is AttentionImpl.SDPA and not eager:
+            per_sequence = e * ctx.s_q * ctx.s_k * ctx.layout.tp  # one mask for all heads: not split
+    return sharded, replicated, per_sequence
+
+
+def _mlp_terms(ctx: LayerContext, block: Block, *, base_trains: bool) -> int:
+    """Saved MLP intermediates per token (tp-sharded), dense, shared-expert and routed-expert parts."""
+    model, e = ctx.model, ctx.e
+    extra = ACTIVATION_EXTRA_TENSORS.get(model.hidden_act, 0)
+    per_gated = 3 + extra if model.mlp_kind is MlpKind.GATED else 1 + extra
+    total = 0
+    for lin in block.linears:
+        if lin.tp is TpSplit.ROW and lin.group in (Group.MLP, Group.SHARED_EXPERTS):
+            total += per_gated * e * lin.in_features
+    if block.moe and model.moe is not None:
+        moe = model.moe
+        k, width, h = moe.experts_per_token, moe.expert_intermediate_size, model.hidden_size
+        experts_train = base_trains or any(
+            _is_adapted(ctx, lin) for lin in block.linears if lin.group is Group.ROUTED_EXPERTS
+        )
+        routed = k * (per_gated * e * width + e * h)  # intermediates + down output (scaled by the weight)
+        if experts_train:
+            routed += k * (e * h + e * width)  # grouped_mm inputs: routed tokens, down's input
+        total += routed + FP32 * moe.num_experts + FP32 + MOE_ROUTING_BYTES_PER_K * k
+        if model.model_type in FP32_ROUTER_TYPES:
+            total += FP32 * h  # the router's fp32 copy of its input
+    if any(lin.leaf_name == "shared_expert_gate" for lin in block.linears):
+        total += (
+            e * model.hidden_size + e
+        )  # shared expert output and its sigmoid gate, saved by their product
+    return total
+
+
+def _dropout_terms(ctx: LayerContext) -> int:
+    """Residual-dropout masks per token (GPT-2's resid_pdrop after attention and after the MLP)."""
+    if dropout_p(ctx.model, "resid_pdrop", "hidden_dropout") > 0:
+        return 2 * DROPOUT_MASK_BYTES * ctx.model.hidden_size
+    return 0
+
+
+def dropout_p(model: ModelSpec, *keys: str) -> float:
+    for key in keys:
+        value = model.config.get(key)
+        if isinstance(value, int | float):
+            return float(value)
+    return 0.0
+
+
+def layer_transient(ctx: LayerContext, block: Block) -> int:
+    """Largest backward transient of one layer above the saved set."""
+    model, job, e = ctx.model, ctx.job, ctx.e
+    tokens = tokens_per_micro_batch(ctx)
+    tp = ctx.layout.tp
+    widths = [lin.in_features for lin in block.linears if lin.tp is TpSplit.ROW and lin.group is Group.MLP]
+    mlp = 3 * e * max(widths, default=model.intermediate_size) * tokens // tp  # grads of gate, up, act
+    scores = 0
+    if job.attention is AttentionImpl.EAGER:
+        # softmax backward: fp32 gradient of the probabilities and the compute-dtype gradient of the scores
+        scores = job.micro_batch_size * model.num_attention_heads * ctx.s_q * ctx.s_k * (FP32 + 2 * e) // tp
+    weights = 0
+    adapted = [lin for lin in block.linears if _is_adapted(ctx, lin)]
+    if job.method is Method.QLORA:
+        # NF4 dequantised to the compute dtype for the GEMM, forward and backward: the largest linear
+        weights = max((e * lin.in_features * lin.out_features // tp for lin in block.linears), default=0)
+    if job.method is Method.DORA and adapted:
+        # fp32 weight cast, B·A and their sum for the column norm (peft DoraLinearLayer.get_weight_norm)
+        weights = max(3 * FP32 * lin.in_features * lin.out_features // tp for lin in adapted)
+    return max(mlp, scores, weights)
