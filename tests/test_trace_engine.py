@@ -79,7 +79,8 @@ def test_composition_equals_full_trace_inference(tiny):
 def test_kv_cache_bytes_exact(tiny):
     """2 · layers · kv_heads · head_dim · tokens · bytes, each layer's K and V one 512-rounded storage."""
     batch, prompt, steps = 2, 64, 3
-    result = trace_inference(tiny, inference_run(batch_size=batch, prompt_len=prompt, decode_steps=steps))
+    run = inference_run(batch_size=batch, prompt_len=prompt, decode_steps=steps)
+    result = trace_inference(tiny, run, compose=False)
     L, kv, hd = tiny.num_hidden_layers, tiny.num_key_value_heads, tiny.head_dim
     one_tensor = kv * hd * batch * (prompt + steps) * 2
     final = result.timeline[-1]
@@ -97,7 +98,7 @@ def test_lora_trainable_and_frozen(tiny):
         optimizer_impl=OptimizerImpl.FUSED,
         peft=PeftSpec(lora_rank=4, lora_targets=("q_proj", "v_proj")),
     )
-    result = trace_training(tiny, job)
+    result = trace_training(tiny, job, compose=False)
     L, h, kvd, r = tiny.num_hidden_layers, tiny.hidden_size, tiny.num_key_value_heads * tiny.head_dim, 4
     assert result.trainable_params == L * r * (h + h) + L * r * (h + kvd)
     # Adapters are fp32 (peft keeps them so); each A and B is its own storage.
@@ -108,10 +109,9 @@ def test_lora_trainable_and_frozen(tiny):
 
 
 def test_fused_removes_foreach_temporary(tiny):
-    foreach = trace_training(tiny, TrainingJob(seq_len=16, precision=Precision.BF16))
-    fused = trace_training(
-        tiny, TrainingJob(seq_len=16, precision=Precision.BF16, optimizer_impl=OptimizerImpl.FUSED)
-    )
+    foreach = trace_training(tiny, TrainingJob(seq_len=16, precision=Precision.BF16), compose=False)
+    fused_job = TrainingJob(seq_len=16, precision=Precision.BF16, optimizer_impl=OptimizerImpl.FUSED)
+    fused = trace_training(tiny, fused_job, compose=False)
     assert foreach.peak_phase == "optimizer"
     assert foreach.peak.temporaries_bytes >= foreach.peak.gradients_bytes * 0.9
     assert fused.total < foreach.total
@@ -120,13 +120,13 @@ def test_fused_removes_foreach_temporary(tiny):
 
 def test_peak_phase_moves_to_backward_with_long_eager_attention(tiny):
     job = TrainingJob(seq_len=256, precision=Precision.BF16, attention=AttentionImpl.EAGER)
-    result = trace_training(tiny, job)
+    result = trace_training(tiny, job, compose=False)
     assert result.peak_phase in ("forward", "backward")
     assert result.peak.activations_bytes > result.peak.weights_bytes
 
 
 def test_mixed_precision_has_master_weights(tiny):
-    result = trace_training(tiny, TrainingJob(seq_len=16, precision=Precision.BF16_MIXED))
+    result = trace_training(tiny, TrainingJob(seq_len=16, precision=Precision.BF16_MIXED), compose=False)
     weights = result.peak.weights_bytes
     assert result.peak.master_weights_bytes == pytest.approx(2 * weights, rel=0.02)
     assert result.peak.optimizer_states_bytes == pytest.approx(4 * weights, rel=0.02)
@@ -138,3 +138,43 @@ def test_cut_model_keeps_block_count(tiny):
     cut = with_layers(tiny, 2)
     assert cut.num_hidden_layers == 2 and len(cut.layers) == 2
     assert replace(tiny).num_hidden_layers == 6
+
+
+GEMMA2_LIKE = {
+    "architectures": ["Gemma2ForCausalLM"],
+    "model_type": "gemma2",
+    "hidden_size": 64,
+    "intermediate_size": 128,
+    "num_attention_heads": 4,
+    "num_key_value_heads": 2,
+    "head_dim": 16,
+    "num_hidden_layers": 12,
+    "vocab_size": 512,
+    "sliding_window": 8,
+    "max_position_embeddings": 256,
+}
+
+
+def test_composition_of_alternating_layer_kinds():
+    """Gemma 2 alternates sliding-window and full layers: composed by periods of two layers."""
+    from llmplan.trace.compose import layer_pattern
+
+    spec = parse_config(dict(GEMMA2_LIKE), "tiny-gemma2")
+    pattern = layer_pattern(spec)
+    assert (pattern.prefix, pattern.period, pattern.periods) == (0, 2, 6)
+    job = TrainingJob(seq_len=32, precision=Precision.BF16, attention=AttentionImpl.EAGER)
+    composed = trace_training(spec, job)
+    assert composed.composed and composed.traced_layers == (8, 10)
+    assert composed.peak == trace_training(spec, job, compose=False).peak
+
+
+def test_dense_prefix_pattern():
+    """DeepSeek's first dense layers are a prefix before the repeated MoE layer."""
+    from llmplan.trace.compose import layer_pattern
+
+    tiny = parse_config(dict(TINY), "tiny-llama")
+    dense, moe = tiny.layers[0], replace(tiny.layers[0], moe=True)
+    spec = replace(tiny, layers=(dense,) + (moe,) * 9, num_hidden_layers=10)
+    pattern = layer_pattern(spec)
+    assert (pattern.prefix, pattern.period, pattern.periods) == (1, 1, 9)
+    assert layer_pattern(replace(tiny, layers=tiny.layers[:5], num_hidden_layers=5)) is None

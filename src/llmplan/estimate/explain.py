@@ -85,8 +85,8 @@ def explain_training(model: ModelSpec, est: TrainingEstimate) -> tuple[ExplainSt
         ),
         ExplainStep(
             "gradients",
-            "w × trainable base + 4 B × adapters, ÷ n if ZeRO >= 2",
-            f"{w} B/element; n = {n if zk >= 2 else 1}"
+            "w × trainable base + 4 B × adapters, ÷ n if ZeRO >= 2 (fp32 during a mixed-precision step)",
+            f"{w} B/element; n = {n if zk >= 2 else 1}; at the optimizer step {ms.step_gradients_bytes:,} B"
             + (
                 "; step in backward: one parameter at a time"
                 if job.optimizer_impl is OptimizerImpl.IN_BACKWARD
@@ -104,8 +104,7 @@ def explain_training(model: ModelSpec, est: TrainingEstimate) -> tuple[ExplainSt
         ),
         ExplainStep(
             "optimizer-step temporaries",
-            "foreach: one full-size state tensor of the group; fused: 0; for-loop: 2 × largest param; "
-            "+ fp32 gradient copy (mixed)",
+            "foreach: one full-size state tensor of the group; fused and bitsandbytes: 0; for-loop: 2 × largest param",
             f"{job.optimizer_impl.value}, {job.optimizer.value}",
             ms.optimizer_temporaries_bytes,
             "torch/optim/adamw.py _multi_tensor_adamw (_foreach_sqrt); design.md 62.76 GiB trace",

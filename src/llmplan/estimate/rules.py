@@ -138,7 +138,8 @@ def training_rules() -> tuple[RuleCase, ...]:
             "Llama-2-7B bf16-mixed AdamW, batch 1 × 2048, peak device bytes",
             16.0 * n7,
             e16.device_bytes,
-            f"peak in the {e16.peak_phase.value} phase: the foreach step adds one fp32 temporary (4 B/param, "
+            f"peak in the {e16.peak_phase.value} phase: the gradients are cast to fp32 for the update of the "
+            f"masters (+2 B/param) and the foreach step adds one fp32 temporary (4 B/param, "
             f"{e16.model_states.optimizer_temporaries_bytes / 1e9:.2f} GB) while every state is alive; allocator "
             f"gap and CUDA context add {e16.overheads.total / 1e9:.2f} GB",
         ),

@@ -4,16 +4,16 @@ The peak is not the sum of everything. Three phases are evaluated on the busiest
 the stage `formulas.activations` reports as busiest, the first or the last; its model states are that stage's):
 
 - end of forward: weights + master + optimizer states (they exist from the second step on: the estimate is the
-  peak of a run, not of its first step) + gradient
-  accumulation buffers (when grad_accum > 1) + saved activations of the in-flight micro-batches + logits and
-  loss + gathered parameters (ZeRO-3 / FSDP);
+  peak of a run, not of its first step) + gradient accumulation buffers (when grad_accum > 1) + saved
+  activations of the in-flight micro-batches + logits and loss + gathered parameters (ZeRO-3 / FSDP);
 - backward: activations are freed layer by layer while gradients appear; both move linearly through the
   layers, so the maximum of saved-remaining + gradients-so-far sits at one of the two ends: at the start
   (activations + logits + accumulation buffers) or at the end (all gradients + the embedding's activations),
   plus one layer's backward transients and the gradient communication buckets;
-- optimizer step: weights + master + gradients + states + the step's temporaries (foreach / for-loop, fp32
-  gradient copy) — the first step creates the states while the gradients are alive (design.md: Llama-2-7B bf16
-  AdamW foreach peaks here at 62.76 GiB). With the step in backward there is no separate step phase: the
+- optimizer step: weights + master + gradients (fp32 under mixed precision: the 16-bit gradients are cast one
+  by one for the update of the masters) + states + the step's temporaries (foreach / for-loop) — the first
+  step creates the states while the gradients are alive (design.md: Llama-2-7B bf16 AdamW foreach peaks here
+  at 62.76 GiB). With the step in backward there is no separate step phase: the
   gradients are freed one by one and the temporaries join the backward phase.
 
 Counters (design.md): allocated = the maximum above + cuBLAS workspace; reserved = allocated + the allocator's
@@ -217,7 +217,7 @@ def _estimate_stage(
     phases = [PhaseMemory(Phase.FORWARD_END, fwd), PhaseMemory(Phase.BACKWARD, bwd)]
     if not in_backward:
         phases.append(
-            PhaseMemory(Phase.OPTIMIZER_STEP, brk(ms.gradients_bytes, 0, 0, step_temps, ddp_bucket))
+            PhaseMemory(Phase.OPTIMIZER_STEP, brk(ms.step_gradients_bytes, 0, 0, step_temps, ddp_bucket))
         )
     peak = max(phases, key=lambda p: p.total)
     acc = cluster.accelerator

@@ -46,8 +46,10 @@ layer (45.5 bytes per token per hidden unit), equal to the trace to the byte.
 PEFT on a frozen base (peft 0.21, peft/tuners/lora/layer.py `Linear.forward`): each adapted linear casts its
 input to the adapter dtype (fp32) separately, so q, k and v save three fp32 copies: 4·in + 4·r (lora_A's
 output) per adapted linear, + 1·in with lora_dropout > 0 (mask); frozen linears save no input. DoRA
-(`DoraLinearLayer.forward`) also saves the base and LoRA results (e·out + 4·out) and, per layer, eye(in) and
-lora_A(eye) in fp32 (4·in² + 4·in·r), which it uses to form B·A. LoRA on transformers v5's fused experts
+(peft/tuners/lora/dora.py `DoraLinearLayer.forward`) also saves the base and LoRA results (e·out + 4·out per
+token) and the fp32 column norm and magnitude scales (3·4·out per layer); the eye(in) it pushes through lora_A
+and lora_B to form B·A, and the fp32 copies of W and W + s·B·A, are freed when the module returns (a
+transient of 4·(in² + in·r + 3·in·out) for the largest adapted linear). LoRA on transformers v5's fused experts
 (peft `target_parameters`) saves the merged weight W + B·A in the compute dtype and the casts of A and B.
 QLoRA: bitsandbytes' MatMul4Bit keeps its bf16 input (e·in per distinct input) besides the LoRA fp32 copies
 (not traceable here: bitsandbytes cannot build its 4-bit parameters on fake tensors). Prompt tuning and
@@ -57,7 +59,9 @@ first trained tensor needs a gradient, so the first layer's input norm saves no 
 Precision: fp32 doubles every term but the fp32 ones; the eager scores cost 4 bytes (the cast is a no-op).
 torch.autocast over fp32 weights (AMP_BF16) keeps fp32 norm outputs, casts them to bf16 once per consuming
 linear (q, k, v: three copies) and saves the bf16 copy of every weight for the input gradient (2 bytes per
-parameter of the layer, per micro-batch). fp8 (Transformer Engine) saves the GEMM inputs in fp8 (f = 1).
+parameter of the layer, per micro-batch; frozen weights included: the GEMM saves the cast for the input
+gradient whether or not autocast caches it, traced with LoRA); LoRA's adapters then run in bf16 (2·in + 2·r
+per adapted linear, + bf16 copies of A and B). fp8 (Transformer Engine) saves the GEMM inputs in fp8 (f = 1).
 """
 
 from __future__ import annotations
@@ -129,6 +133,8 @@ def norm_bytes(model: ModelSpec, width: int, *, e: int, trains: bool) -> int:
 
 
 def first_norm_bytes(ctx: LayerContext, block: Block) -> int:
+    """The input norm's saved bytes that vanish when the layer's input needs no gradient (first trained layer
+    of a frozen-embedding method): its fp32 upcast and 1/rms (or LayerNorm input and statistics)."""
     norms = [t for t in block.tensors if t.group is Group.NORM and not t.is_bias]
     if not norms:
         return 0
@@ -140,6 +146,8 @@ def first_norm_bytes(ctx: LayerContext, block: Block) -> int:
 def layer_context(
     model: ModelSpec, job: TrainingJob, layout: Layout, adapted: frozenset[str]
 ) -> LayerContext:
+    """Sizes the formulas share: dtype bytes, query length on this rank (sequence / cp, virtual tokens of
+    prompt tuning included) and key length (prefix tokens included)."""
     e = compute_bytes(job.precision)
     s = job.seq_len
     if job.method in (Method.PROMPT, Method.PTUNING):
@@ -158,6 +166,7 @@ def layer_context(
 
 
 def tokens_per_micro_batch(ctx: LayerContext) -> int:
+    """Query tokens of one micro-batch on this rank: b · s / cp."""
     return ctx.job.micro_batch_size * ctx.s_q
 
 
@@ -197,18 +206,22 @@ def _per_layer_constant(ctx: LayerContext, block: Block) -> int:
     model, job, e = ctx.model, ctx.job, ctx.e
     total = 0
     if job.precision is Precision.AMP_BF16:
+        # frozen weights too: the GEMM saves the cast for the input gradient whether or not autocast caches it
         total += 2 * sum(lin.weight_numel for lin in block.linears)
+        if job.method in LORA_FAMILY:
+            r = job.peft.lora_rank
+            total += sum(
+                2 * r * (lin.in_features + lin.out_features)
+                for lin in block.linears
+                if _is_adapted(ctx, lin) and not _param_wrapped(ctx, lin)
+            )
     if model.model_type in GEMMA_NORM_TYPES:
         total += sum(FP32 * t.numel for t in block.tensors if t.group is Group.NORM and not t.is_bias)
     if block.moe and model.moe is not None and model.model_type in FP32_ROUTER_TYPES:
         total += FP32 * model.moe.num_experts * model.hidden_size  # fp32 copy of the router weight
     if job.method is Method.DORA:
-        # DoraLinearLayer.forward builds B·A as lora_B(lora_A(eye(in))) in fp32: the identity (in²) and A's
-        # output (in·r) are saved, plus the fp32 weight norm and magnitude scale (out each, three tensors)
-        for lin in block.linears:
-            if _is_adapted(ctx, lin):
-                n = lin.in_features
-                total += FP32 * (n * n + n * job.peft.lora_rank + 3 * lin.out_features)
+        # the fp32 weight norm ||W + s·B·A||_c and the magnitude scale m / norm (and m / norm - 1), out each
+        total += sum(3 * FP32 * lin.out_features for lin in block.linears if _is_adapted(ctx, lin))
     if job.method in LORA_FAMILY:
         r = job.peft.lora_rank
         for lin in block.linears:
@@ -250,7 +263,7 @@ def _per_token_terms(ctx: LayerContext, block: Block, *, selective: bool) -> tup
             sharded += term
         else:
             replicated += term
-    rep_in, sh_in = _gemm_input_terms(ctx, block, base_trains=base_trains)
+    rep_in, sh_in = _gemm_input_terms(ctx, block, base_trains=base_trains, selective=selective)
     replicated += rep_in
     sharded += sh_in
     attn_sh, attn_rep, per_sequence = _attention_terms(ctx, block, selective=selective)
@@ -275,10 +288,12 @@ def _input_key(lin: Linear, shared_norm: bool) -> tuple[str, int, str]:
     return (side, lin.in_features, "in")
 
 
-def _gemm_input_terms(ctx: LayerContext, block: Block, *, base_trains: bool) -> tuple[int, int]:
+def _gemm_input_terms(
+    ctx: LayerContext, block: Block, *, base_trains: bool, selective: bool
+) -> tuple[int, int]:
     """GEMM inputs saved for weight gradients, LoRA adapters' fp32 inputs, QLoRA's bf16 base inputs."""
     e, f, job = ctx.e, ctx.f, ctx.job
-    sdpa_like = job.attention is not AttentionImpl.EAGER or job.recompute is Recompute.SELECTIVE
+    sdpa_like = job.attention is not AttentionImpl.EAGER or selective
     fused_qkv = _fused_qkv(ctx, block)
     hidden_norms = sum(1 for t in block.tensors if t.group is Group.NORM and not t.is_bias)
     shared_norm = ctx.model.parallel_attention and hidden_norms == 1
@@ -302,7 +317,9 @@ def _gemm_input_terms(ctx: LayerContext, block: Block, *, base_trains: bool) -> 
         if job.method in LORA_FAMILY and _is_adapted(ctx, lin) and not _param_wrapped(ctx, lin):
             # peft casts x to the adapter dtype (fp32) per adapted linear and lora_A saves that copy; lora_B
             # saves lora_A's output (r). peft/tuners/lora/layer.py Linear.forward, `_cast_input_dtype`.
-            adds += FP32 * lin.in_features + FP32 * job.peft.lora_rank
+            # under autocast lora_A runs in bf16: a bf16 copy of x and a bf16 output
+            adapter = 2 if job.precision is Precision.AMP_BF16 else FP32
+            adds += adapter * (lin.in_features + job.peft.lora_rank)
             if job.peft.lora_dropout > 0:
                 adds += DROPOUT_MASK_BYTES * lin.in_features
             if job.method is Method.DORA:
@@ -437,6 +454,15 @@ def layer_transient(ctx: LayerContext, block: Block) -> int:
         # NF4 dequantised to the compute dtype for the GEMM, forward and backward: the largest linear
         weights = max((e * lin.in_features * lin.out_features // tp for lin in block.linears), default=0)
     if job.method is Method.DORA and adapted:
-        # fp32 weight cast, B·A and their sum for the column norm (peft DoraLinearLayer.get_weight_norm)
-        weights = max(3 * FP32 * lin.in_features * lin.out_features // tp for lin in adapted)
+        # DoraLinearLayer.forward: B·A formed as lora_B(lora_A(eye(in))) (eye in², A's output in·r), the base
+        # weight cast to fp32 and W + s·B·A for the column norm; freed when the module returns
+        weights = max(
+            FP32
+            * (
+                lin.in_features * (lin.in_features + job.peft.lora_rank)
+                + 3 * lin.in_features * lin.out_features
+            )
+            // tp
+            for lin in adapted
+        )
     return max(mlp, scores, weights)

@@ -280,25 +280,37 @@ def _block_counts(linears, tensors, model: ModelSpec, tp: int, ep: int) -> tuple
     return dense, expert, lin_w, nf4, factored, largest
 
 
-def adapter_on_rank(model: ModelSpec, job: TrainingJob, tp: int, pp: int, stage: int, total: int) -> int:
-    """Adapter elements on one rank. LoRA-family: A (r × in) and B (out × r) of the adapted linears of the stage,
-    split like their base layer (column: B split, row: A split), scaled to peft's exact total (which adds DoRA
-    magnitudes / AdaLoRA's E); other methods: the whole adapter, spread over stages by layer count."""
+def adapter_on_rank(
+    model: ModelSpec, job: TrainingJob, tp: int, pp: int, stage: int, total: int
+) -> tuple[int, int]:
+    """(adapter elements, Adafactor state elements of the adapters) on one rank, remembered per model.
+
+    LoRA-family: A (r × in) and B (out × r) of the adapted linears of the stage, split like their base layer
+    (column: B split, row: A split), scaled to peft's exact total (which adds DoRA magnitudes / AdaLoRA's E);
+    Adafactor factors A into r + in and B into out + r. Other methods: the whole adapter, spread over stages by
+    layer count, with unfactored states."""
+    return memo_by_model(_adapter_on_rank, model, job.method, job.peft, tp, pp, stage, total)
+
+
+def _adapter_on_rank(
+    model: ModelSpec, method: Method, peft: object, tp: int, pp: int, stage: int, total: int
+) -> tuple[int, int]:
     if total == 0:
-        return 0
-    if job.method not in (Method.LORA, Method.QLORA, Method.DORA, Method.ADALORA):
-        layers = stage_layers(model.num_hidden_layers, pp)[stage]
-        return -(-total * len(layers) // model.num_hidden_layers) if pp > 1 else total
-    linears = lora_target_linears(model, job.peft.lora_targets, convert_moe=job.method is not Method.ADALORA)
+        return 0, 0
     layers = stage_layers(model.num_hidden_layers, pp)[stage]
-    whole = local = 0
+    if method not in (Method.LORA, Method.QLORA, Method.DORA, Method.ADALORA):
+        local = -(-total * len(layers) // model.num_hidden_layers) if pp > 1 else total
+        return local, local
+    linears = lora_target_linears(model, peft.lora_targets, convert_moe=method is not Method.ADALORA)
+    whole = local = factored = 0
     for i, lin in linears:
-        r = lora_rank(model, lin, job.peft.lora_rank) * lin.copies
+        r = lora_rank(model, lin, peft.lora_rank) * lin.copies
         whole += r * (lin.in_features + lin.out_features)
         if i in layers:
             in_f, out_f = shard_linear(lin, model, tp)
             local += r * (in_f + out_f)
-    return -(-total * local // whole) if whole else 0
+            factored += 2 * r + in_f + out_f
+    return (-(-total * local // whole), factored) if whole else (0, 0)
 
 
 @dataclass(frozen=True, slots=True)
@@ -311,6 +323,10 @@ class ModelStates:
     """fp32 master copy of the trainable weights (mixed precision), on the GPU."""
     gradients_bytes: int
     """Gradient buffers on the GPU (they persist across micro-batches when accumulating)."""
+    step_gradients_bytes: int
+    """Gradients alive during the optimizer step: with mixed precision the fp32 casts the masters are updated
+    with (4 B per trainable element; the 16-bit gradients are freed one by one as they are cast — apex amp O2,
+    DeepSpeed's fp32 gradient partition, Megatron's fp32 `main_grad`); otherwise `gradients_bytes`."""
     optimizer_states_bytes: int
     """Optimizer states on the GPU (paged states included; see `paged_bytes`)."""
     optimizer_temporaries_bytes: int
@@ -373,7 +389,7 @@ def model_states(
     split = split or trainable_split(model, job)
     base_total = split.base_trainable + split.frozen
     frac = split.base_trainable / base_total if base_total else 0.0
-    adapter = adapter_on_rank(model, job, layout.tp, layout.pp, stage, split.adapter)
+    adapter, adapter_factored = adapter_on_rank(model, job, layout.tp, layout.pp, stage, split.adapter)
     prec = job.precision
     w, s_bytes = WEIGHT_BYTES[prec], (2 if prec in PURE_16 else 4)
     master = 4 if prec in MIXED else 0
@@ -403,7 +419,10 @@ def model_states(
     else:
         st_d, st_e = round(t_d * states_per), round(t_e * states_per)
     # adapters: fp32 weights, gradients and states, no master
-    a_states = round(adapter * _state_bytes_per_elem(job.optimizer, ADAPTER_BYTES))
+    if job.optimizer is Optimizer.ADAFACTOR:
+        a_states = adapter_factored * ADAPTER_BYTES
+    else:
+        a_states = round(adapter * _state_bytes_per_elem(job.optimizer, ADAPTER_BYTES))
     a_w = adapter * ADAPTER_BYTES
 
     def shard(x: int, group: int, from_stage: int) -> int:
@@ -412,18 +431,18 @@ def model_states(
     weights = shard(w_d + fw_d + a_w, n, 3) + shard(w_e + fw_e, n_exp, 3)
     master_b = shard(m_d, n, 1) + shard(m_e, n_exp, 1)
     grads = shard(g_d + a_w, n, 2) + shard(g_e, n_exp, 2)
+    # mixed precision: the 16-bit gradients are cast to fp32 for the step on the masters, each freed once cast
+    step_grads = shard(t_d * 4 + a_w, n, 2) + shard(t_e * 4, n_exp, 2) if master else grads
     states = shard(st_d + a_states, n, 1) + shard(st_e, n_exp, 1)
     trainable_rank = shard(t_d + adapter, n, 1) + shard(t_e, n_exp, 1)
     widest = max(model.hidden_size, model.intermediate_size)
     largest = max(inv.largest if split.base_trainable else 0, min(adapter, job.peft.lora_rank * widest))
 
-    temps = _temporaries(
-        job, trainable_rank, largest, s_bytes, master > 0 and layout.fsdp is None and stage_k >= 1
-    )
+    temps = _temporaries(job, trainable_rank, largest, s_bytes)
     gather, reduce = _comm_buffers(job, layout, inv, trainable_rank, w, n)
     host = nvme = 0
     if job.optimizer_impl is OptimizerImpl.IN_BACKWARD:
-        grads = largest * w
+        grads = step_grads = largest * w
     if layout.offload_optimizer is not OffloadTarget.NONE:
         moved = master_b + states
         fp32_grads = trainable_rank * 4
@@ -433,6 +452,7 @@ def model_states(
             nvme += moved
             host += fp32_grads + DS_NVME_OPT_BUFFERS * min(DS_SUB_GROUP, trainable_rank) * 4
         master_b = states = temps = 0
+        step_grads = grads
     if layout.offload_params is not OffloadTarget.NONE:
         if layout.offload_params is OffloadTarget.CPU:
             host += weights
@@ -441,13 +461,14 @@ def model_states(
             host += DS_NVME_PARAM_BUFFERS * DS_NVME_PARAM_BUFFER_SIZE * w
         if layout.fsdp is not None:  # FSDP CPUOffload moves gradients and the optimizer step to the CPU too
             host += grads + master_b + states
-            grads = master_b = states = temps = 0
+            grads = step_grads = master_b = states = temps = 0
         weights = 0
     paged = states if job.optimizer in PAGED else 0
     return ModelStates(
         weights_bytes=weights,
         master_weights_bytes=master_b,
         gradients_bytes=grads,
+        step_gradients_bytes=step_grads,
         optimizer_states_bytes=states,
         optimizer_temporaries_bytes=temps,
         gather_buffers_bytes=gather,
@@ -468,23 +489,21 @@ def _state_bytes_per_elem(optimizer: Optimizer, s_bytes: int) -> float:
     return STATES_PER_PARAM[optimizer] * s_bytes
 
 
-def _temporaries(job: TrainingJob, trainable: int, largest: int, s_bytes: int, fp32_copy: bool) -> int:
+def _temporaries(job: TrainingJob, trainable: int, largest: int, s_bytes: int) -> int:
     """Transient bytes of the optimizer step on the GPU.
 
     foreach: FOREACH_TEMPS full-size tensors of the largest parameter group (one group assumed: the states of
     all trainable elements on the rank); fused (torch `fused=True`, DeepSpeed FusedAdam) and every bitsandbytes
-    optimizer (8-bit or paged: one CUDA kernel per parameter): none; for-loop and Adafactor: FOR_LOOP_TEMPS × the largest parameter; in-backward: the for-loop temporaries.
-    `fp32_copy` (mixed precision under DeepSpeed ZeRO >= 1) adds the fp32 copy of the gradient partition the
-    step reads (deepspeed/runtime/zero/stage_1_and_2.py builds `single_grad_partition` in fp32 per group).
+    optimizer (8-bit or paged: one CUDA kernel per parameter): none; for-loop and Adafactor: FOR_LOOP_TEMPS ×
+    the largest parameter; in-backward: the for-loop temporaries.
     """
     opt, impl = job.optimizer, job.optimizer_impl
-    fp32_grads = trainable * 4 if fp32_copy else 0
     if opt in EIGHT_BIT or opt in PAGED or impl is OptimizerImpl.FUSED:
-        return fp32_grads
+        return 0
     if opt is Optimizer.ADAFACTOR or impl in (OptimizerImpl.FOR_LOOP, OptimizerImpl.IN_BACKWARD):
         per = 4 if opt is Optimizer.ADAFACTOR else s_bytes
-        return fp32_grads + (FOR_LOOP_TEMPS * largest * per if STATES_PER_PARAM[opt] else 0)
-    return fp32_grads + FOREACH_TEMPS.get(opt, 0) * trainable * s_bytes
+        return FOR_LOOP_TEMPS * largest * per if STATES_PER_PARAM[opt] else 0
+    return FOREACH_TEMPS.get(opt, 0) * trainable * s_bytes
 
 
 def _comm_buffers(
@@ -494,8 +513,9 @@ def _comm_buffers(
 
     ZeRO-3: the current layer plus the prefetch bucket (`stage3_prefetch_bucket_size` 5e7 elements), at most
     `stage3_max_live_parameters` (1e9) beyond the current layer (deepspeed/runtime/zero/partitioned_param_
-    coordinator.py), never more than the rank's whole model. FSDP full / hybrid shard: two units all-gathered (current + forward/backward prefetch;
-    torch/distributed/fsdp `limit_all_gathers`), a unit being a decoder layer or the root (embedding + head).
+    coordinator.py), never more than the rank's whole model. FSDP full / hybrid shard: two units all-gathered
+    (current + forward/backward prefetch; torch/distributed/fsdp `limit_all_gathers`), a unit being a decoder
+    layer or the root (embedding + head), never more than the rank's whole model.
     Reduce: DDP keeps a bucket copy of every gradient (`gradient_as_bucket_view=False`, the default; torch
     DistributedDataParallel docs); DeepSpeed ZeRO-1/2/3 a reduce bucket of min(5e8, trainable) elements; FSDP
     the unsharded gradient of one unit before its reduce-scatter.

@@ -1,15 +1,18 @@
 """Trace a model cut to a few decoder layers and compose the whole model's timeline exactly.
 
-Why it is exact. The decoder layers of a model with one block kind are identical, so at any event inside the
-k-th layer's segment (forward or backward) the live bytes of each category are A + k·B + L·C for constants
-A, B, C of that event (k earlier layers' saved activations or gradients, L layers' weights and states), and
-events outside the layers are A + L·C. The maximum over k of an affine function of k sits at an end, so the
-peak of an L-layer model lies in the first layer (k = 0), the second (k = 1, the first layer whose input comes
-from a layer), the last (k = L-1), or outside the layers. A model cut to 3 and one cut to 4 layers contain
-exactly those segments; after dropping the 4-layer model's middle layer, their events align one to one, and
-every aligned event's bytes are affine in L: v(L) = v(4) + (L - 4)·(v(4) - v(3)). The tests check this against
-full traces of small models; when the two cut traces do not align (the per-parameter optimizer loop, whose
-events grow with the parameter count), the whole model is traced instead.
+Why it is exact. Write the layer stack as a prefix of special layers, then M repeats of a period of p layers
+(one block kind: p = 1; Gemma 2's alternating sliding / full layers: p = 2; DeepSeek's leading dense layers: a
+prefix). At any event inside the k-th period's segment (forward or backward) the live bytes of each category
+are A + k·B + M·C for constants A, B, C of that event (k earlier periods' saved activations or gradients, M
+periods' weights and states), and events outside the layers are A + M·C. The first and the last period differ
+from the others (nothing before / after them), so the identical periods run from k = 1 to k = M-2, and the
+maximum over k of an affine function sits at an end: the peak lies in the first two periods, the last two, or
+outside the layers. Models cut to 4 and to 5 periods contain exactly those; after dropping the 5-period
+model's middle period, their events align one to one, and every aligned event's bytes are affine in M:
+v(M) = v(5) + (M - 5)·(v(5) - v(4)). Only the first and last event of each run of births (or deaths) need to
+align, which makes loops over parameters (AdamW creating its states) align too. The tests check this against
+full traces of small models; when the two cut traces do not align (the per-parameter optimizer loop), the
+whole model is traced instead.
 """
 
 from __future__ import annotations
@@ -25,12 +28,53 @@ from llmplan.trace import build, step
 from llmplan.trace.result import PhasePeak, TraceBreakdown, TraceResult
 from llmplan.trace.tracker import CATS, Tracker
 
-EDGE_LAYERS = 2
-"""Layers kept at each end of the stack: the first and the last layer differ from the others (no layer
-before / after them; FSDP prefetches nothing there), and the second and the second-to-last are the ends of
-the run of identical layers between them."""
-CUT_LAYERS = (2 * EDGE_LAYERS, 2 * EDGE_LAYERS + 1)
-"""Layer counts of the two cut models that are traced to compose a deeper one."""
+EDGE_PERIODS = 2
+"""Periods kept at each end of the stack: the first and the last differ from the others (nothing before /
+after them; FSDP prefetches nothing there), and the second and the second-to-last are the ends of the run of
+identical periods between them."""
+CUT_PERIODS = (2 * EDGE_PERIODS, 2 * EDGE_PERIODS + 1)
+"""Periods in the two cut models that are traced to compose a deeper one."""
+
+
+@dataclass(frozen=True, slots=True)
+class Pattern:
+    """The layer stack as `prefix` leading layers then `periods` repeats of `period` layers.
+
+    One block kind: prefix 0, period 1. DeepSeek's first dense layers: a prefix. Gemma 2's alternating
+    sliding / full layers: period 2.
+    """
+
+    prefix: int
+    period: int
+    periods: int
+
+    def layers(self, periods: int) -> int:
+        return self.prefix + periods * self.period
+
+    def key(self, layer: int, num_layers: int) -> Any:
+        """Alignment key of a layer of a model with `num_layers` layers; None for a dropped middle layer."""
+        if layer < self.prefix:
+            return ("prefix", layer)
+        q, pos = divmod(layer - self.prefix, self.period)
+        m = (num_layers - self.prefix) // self.period
+        if q < EDGE_PERIODS:
+            return (q, pos)
+        if q >= m - EDGE_PERIODS:
+            return ("from_end", m - 1 - q, pos)
+        return None
+
+
+def layer_pattern(spec: ModelSpec) -> Pattern | None:
+    """The shortest prefix and period that describe `spec.layers`, when composing it saves work."""
+    kinds = spec.layers
+    L = len(kinds)
+    for prefix in range(0, 4):
+        for period in range(1, 7):
+            if (L - prefix) % period or (L - prefix) // period <= CUT_PERIODS[1]:
+                continue
+            if all(kinds[i] == kinds[i - period] for i in range(prefix + period, L)):
+                return Pattern(prefix, period, (L - prefix) // period)
+    return None
 
 
 class _Misaligned(Exception):
@@ -99,18 +143,13 @@ def run_trace(
     return RawTrace(tracker.timeline(), phases, labels, signs, num_layers, total, trainable)
 
 
-def _runs(trace: RawTrace) -> list[tuple[tuple[int, str, Any], list[int]]]:
-    """Consecutive events grouped by mapped segment label; middle layers (1 < k < L-1) dropped."""
+def _runs(trace: RawTrace, pattern: Pattern) -> list[tuple[tuple[int, str, Any], list[int]]]:
+    """Consecutive events grouped by their segment's alignment key; middle periods dropped."""
     n = trace.num_layers
     out: list[tuple[tuple[int, str, Any], list[int]]] = []
     for i, (phase, kind, layer) in enumerate(trace.labels):
-        if layer < 0:
-            key: Any = -1
-        elif layer < EDGE_LAYERS:
-            key = layer
-        elif layer >= n - EDGE_LAYERS:
-            key = ("from_end", n - 1 - layer)
-        else:
+        key = -1 if layer < 0 else pattern.key(layer, n)
+        if key is None:
             continue
         label = (phase, kind, key)
         if out and out[-1][0] == label:
@@ -133,14 +172,16 @@ def _run_ends(events: list[int], signs: list[int]) -> list[int]:
     return keep
 
 
-def compose(a: RawTrace, b: RawTrace, num_layers: int) -> tuple[list[tuple[int, ...]], list[tuple[str, int]]]:
-    """Per-event live bytes of the `num_layers`-layer model from cut traces `a` (n layers) and `b` (n+1)."""
-    if b.num_layers != a.num_layers + 1:
-        raise ValueError("compose needs traces of n and n+1 layers")
-    runs_a, runs_b = _runs(a), _runs(b)
+def compose(
+    a: RawTrace, b: RawTrace, pattern: Pattern
+) -> tuple[list[tuple[int, ...]], list[tuple[str, int]]]:
+    """Per-event live bytes of the whole model from cut traces `a` (n periods) and `b` (n + 1 periods)."""
+    if b.num_layers != a.num_layers + pattern.period:
+        raise ValueError("compose needs traces of n and n+1 periods")
+    runs_a, runs_b = _runs(a, pattern), _runs(b, pattern)
     if [(lab, len(ev)) for lab, ev in runs_a] != [(lab, len(ev)) for lab, ev in runs_b]:
         raise _Misaligned
-    extra = num_layers - b.num_layers
+    extra = pattern.periods - CUT_PERIODS[1]
     values: list[tuple[int, ...]] = []
     phases: list[tuple[str, int]] = []
     for (_lab, ev_a), (_lab_b, ev_b) in zip(runs_a, runs_b, strict=True):
@@ -184,8 +225,8 @@ def trace(
 ) -> TraceResult:
     """Trace one training step (a TrainingJob) or an inference run (an InferenceRun) of `spec` on fake tensors.
 
-    With `compose_layers` and a model of one block kind deeper than 4 layers, two cut models are traced and
-    the whole model composed (module docstring); otherwise the whole model is traced.
+    With `compose_layers` and a layer stack of more than 5 repeats of a short pattern, two cut models are
+    traced and the whole model composed (module docstring); otherwise the whole model is traced.
     """
     build.check_native(spec)
     training = isinstance(work, TrainingJob)
@@ -212,18 +253,20 @@ def trace_with(
     started = time.perf_counter()
     L = spec.num_hidden_layers
     notes: list[str] = []
-    composed = compose_layers and L > CUT_LAYERS[1] and len(spec.block_kinds) == 1
-    if compose_layers and L > CUT_LAYERS[1] and not composed:
-        notes.append("several block kinds: the whole model was traced")
-    if composed:
-        a = runner(spec, work, CUT_LAYERS[0])
-        b = runner(spec, work, CUT_LAYERS[1])
+    pattern = layer_pattern(spec) if compose_layers else None
+    composed = pattern is not None
+    if compose_layers and not composed and L > CUT_PERIODS[1]:
+        notes.append("the layer kinds follow no short repeating pattern: the whole model was traced")
+    if pattern is not None:
+        cut = (pattern.layers(CUT_PERIODS[0]), pattern.layers(CUT_PERIODS[1]))
+        a = runner(spec, work, cut[0])
+        b = runner(spec, work, cut[1])
         try:
-            values, phases = compose(a, b, L)
-            extra = L - b.num_layers
+            values, phases = compose(a, b, pattern)
+            extra = pattern.periods - CUT_PERIODS[1]
             total = b.total_params + extra * (b.total_params - a.total_params)
             trainable = b.trainable_params + extra * (b.trainable_params - a.trainable_params)
-            traced: tuple[int, ...] = CUT_LAYERS
+            traced: tuple[int, ...] = cut
         except _Misaligned:
             composed = False
             notes.append(

@@ -201,8 +201,8 @@ def llm_analysis(model: ModelSpec, case: MeasuredCase) -> PeerResult:
         return PeerResult(
             "llm-analysis", None, "llm-analysis is not installed (pip install llm-analysis==0.2.2)"
         )
-    logging.getLogger("llm_analysis").setLevel(logging.ERROR)
-    logging.getLogger().setLevel(logging.ERROR)
+    # llm-analysis logs every figure at INFO on a logger literally named "__name__" (llm_analysis/logger.py)
+    logging.getLogger("__name__").setLevel(logging.ERROR)
     try:
         if case.training is not None:
             job = case.training
