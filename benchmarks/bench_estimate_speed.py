@@ -93,7 +93,8 @@ def main() -> None:
                 "model": model_id,
                 "gpus": gpus,
                 "method": job.method.value,
-                "layout": f"dp{layout.dp} tp{layout.tp} pp{layout.pp} ep{layout.ep} zero{layout.sharding_stage}",
+                "layout": f"dp{layout.dp} tp{layout.tp} pp{layout.pp} ep{layout.ep} "
+                "zero{layout.sharding_stage}",
                 "estimate_warm_ms": round(median_ms(warm), 3),
                 "estimate_cold_ms": round(median_ms(cold), 3),
                 "activations_ms": round(median_ms(act), 3),

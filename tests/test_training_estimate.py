@@ -40,8 +40,8 @@ def cluster(gpus: int = 1, acc=H100) -> Cluster:
     return Cluster(accelerator=acc, gpus_per_node=min(gpus, 8), nodes=max(1, gpus // 8))
 
 
-# design.md, "What tracing on this machine already showed": Llama-2-7B, bf16, batch 1, AdamW foreach, first step.
-# (field, GiB, tolerance GiB)
+# design.md, "What tracing on this machine already showed": Llama-2-7B, bf16, batch 1, AdamW foreach,
+# first step. (field, GiB, tolerance GiB)
 DESIGN_7B_BF16 = [
     ("weights_bytes", 12.55, 0.005),
     ("gradients_bytes", 12.55, 0.005),
@@ -246,3 +246,17 @@ def test_kv_heads_replicated_when_tp_exceeds_them() -> None:
             Layout(tp=16),
             cluster(16),
         )
+
+
+# The trace engine (src/llmplan/trace, fake tensors, transformers 5.23, torch 2.13 CPU; run 2026-11-23 in the
+# validation matrix, case `llama-2-7b-full-s2048`): Llama-2-7B, bf16-mixed AdamW foreach, batch 1 x 2048, two
+# steps; peak allocated bytes at the optimizer step: 2 (weights) + 4 (master) + 4 (fp32 gradients)
+# + 8 (states) + 4 (foreach temporary) bytes per parameter.
+TRACE_7B_MIXED_PEAK = 148_245_309_952
+
+
+def test_trace_engine_7b_mixed_peak() -> None:
+    est = estimate_training(LLAMA, TrainingJob(), Layout(), cluster())
+    assert est.peak_phase is Phase.OPTIMIZER_STEP
+    analytic = est.allocated_bytes - est.overheads.cublas_workspace_bytes
+    assert analytic == pytest.approx(TRACE_7B_MIXED_PEAK, rel=1e-4)

@@ -144,3 +144,42 @@ def test_fast_trace_subset_meets_tolerance() -> None:
     assert stats is not None
     worst = max(results, key=lambda c: abs(c.error_pct or 0))
     assert stats.meets_trace(), (stats, worst.case.id, worst.error_pct)
+
+
+@pytest.mark.parametrize(
+    ("model_id", "published", "tolerance"),
+    [
+        ("qwen-1.8b", 1.84e9, 0.01),
+        ("qwen-7b", 7.72e9, 0.005),
+        ("qwen-14b", 14.2e9, 0.01),
+        ("qwen-72b", 72.3e9, 0.005),
+        ("starcoder", 15.5e9, 0.005),
+    ],
+)
+def test_qwen_and_starcoder_counts_match_published(model_id: str, published: float, tolerance: float) -> None:
+    """Qwen technical report / model cards (1.8B, 7.7B, 14B, 72B); StarCoder paper (15.5B, tied head)."""
+    assert count_params(load_model(model_id)).total == pytest.approx(published, rel=tolerance)
+
+
+@pytest.mark.trace
+def test_gpt_bigcode_adapter_matches_transformers() -> None:
+    torch = pytest.importorskip("torch")
+    transformers = pytest.importorskip("transformers")
+    config = {
+        "model_type": "gpt_bigcode",
+        "n_embd": 256,
+        "n_head": 8,
+        "n_layer": 2,
+        "n_inner": 1024,
+        "n_positions": 512,
+        "vocab_size": 1000,
+        "multi_query": True,
+    }
+    from llmplan.adapters import parse_config
+
+    spec = parse_config(config, "inline")
+    hf_config = transformers.GPTBigCodeConfig(**{k: v for k, v in config.items() if k != "model_type"})
+    with torch.device("meta"):
+        model = transformers.GPTBigCodeForCausalLM(hf_config)
+    assert count_params(spec).total == sum(p.numel() for p in model.parameters())
+    assert spec.num_key_value_heads == 1 and spec.native_transformers

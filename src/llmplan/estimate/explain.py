@@ -1,7 +1,8 @@
 """The arithmetic of a training estimate, step by step, each step with its formula and source.
 
-`explain_training` returns typed steps; the CLI renders them (`llmplan train MODEL --explain`). Each step states
-the formula in symbols, the same formula with this job's numbers, and the result in bytes, like a worked example.
+`explain_training` returns typed steps; the CLI renders them (`llmplan train MODEL --explain`). Each step
+states the formula in symbols, the same formula with this job's numbers, and the result in bytes, like a
+worked example.
 """
 
 from __future__ import annotations
@@ -55,7 +56,8 @@ def explain_training(model: ModelSpec, est: TrainingEstimate) -> tuple[ExplainSt
         ExplainStep(
             "parameters on this GPU",
             "N_rank = Σ linears in·out / (tp split) + norms + embedding/head on first/last stage",
-            f"tp {layout.tp}, pp {layout.pp} (stage {est.stage}), ep {layout.ep}: {inv.total:,} of {est.params:,}",
+            f"tp {layout.tp}, pp {layout.pp} (stage {est.stage}), ep {layout.ep}: {inv.total:,} of "
+            f"{est.params:,}",
             inv.total,
             "formulas/model_states.py rank_inventory (Megatron column/row splits, Shoeybi et al. 2019 §3)",
             unit="parameters",
@@ -104,7 +106,8 @@ def explain_training(model: ModelSpec, est: TrainingEstimate) -> tuple[ExplainSt
         ),
         ExplainStep(
             "optimizer-step temporaries",
-            "foreach: one full-size state tensor of the group; fused and bitsandbytes: 0; for-loop: 2 × largest param",
+            "foreach: one full-size state tensor of the group; fused and bitsandbytes: 0; for-loop: 2 × "
+            "largest param",
             f"{job.optimizer_impl.value}, {job.optimizer.value}",
             ms.optimizer_temporaries_bytes,
             "torch/optim/adamw.py _multi_tensor_adamw (_foreach_sqrt); design.md 62.76 GiB trace",
@@ -126,7 +129,8 @@ def explain_training(model: ModelSpec, est: TrainingEstimate) -> tuple[ExplainSt
         ),
         ExplainStep(
             "communication buffers",
-            "ZeRO-3: layer + 5e7 prefetch; FSDP: 2 units; DDP: a bucket copy of the gradients; ZeRO reduce 5e8",
+            "ZeRO-3: layer + 5e7 prefetch; FSDP: 2 units; DDP: a bucket copy of the gradients; ZeRO reduce "
+            "5e8",
             f"dp {layout.dp}, zero {zk}, fsdp {layout.fsdp.value if layout.fsdp else 'no'}",
             ms.gather_buffers_bytes + ms.reduce_buffers_bytes,
             "DeepSpeed zero/config.py defaults; torch DDP gradient_as_bucket_view; FSDP limit_all_gathers",

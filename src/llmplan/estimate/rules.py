@@ -93,7 +93,8 @@ def training_rules() -> tuple[RuleCase, ...]:
             "Llama-2-7B fp32 weights, bytes",
             28e9,
             s32.weights_bytes,
-            "Llama-2-7B has 6,738,415,616 parameters, not 7e9: 26.95 GB (25.10 GiB); gradients alike, states 53.9 GB",
+            "Llama-2-7B has 6,738,415,616 parameters, not 7e9: 26.95 GB (25.10 GiB); gradients alike, "
+            "states 53.9 GB",
         ),
         RuleCase(
             "002",
@@ -101,9 +102,11 @@ def training_rules() -> tuple[RuleCase, ...]:
             "Llama-2-7B fp32, 1 × 2048 tokens, sdpa: saved activations + logits, bytes",
             seed_act,
             e32.activations.total,
-            "the seed keeps one (h + I)-wide fp32 tensor per token and layer (3.7 h); HF Llama saves q, k, v, the "
+            "the seed keeps one (h + I)-wide fp32 tensor per token and layer (3.7 h); HF Llama saves q, k, "
+            "v, the "
             "attention output, fp32 norm upcasts and three SwiGLU tensors: "
-            f"{e32.activations.per_layer_bytes / (2048 * 4096 * 4):.1f} h-wide fp32 values per token and layer, "
+            f"{e32.activations.per_layer_bytes / (2048 * 4096 * 4):.1f} h-wide fp32 values per token and "
+            f"layer, "
             f"plus {e32.activations.logits_loss_bytes / 1e9:.2f} GB of logits and loss",
         ),
         RuleCase(
@@ -112,7 +115,8 @@ def training_rules() -> tuple[RuleCase, ...]:
             "Llama-2-7B fp32 AdamW, batch 1 × 2048, peak device bytes",
             112e9 + seed_act,
             e32.device_bytes,
-            f"the peak sits in the {e32.peak_phase.value} phase: foreach AdamW allocates one more full-size fp32 "
+            f"the peak sits in the {e32.peak_phase.value} phase: foreach AdamW allocates one more full-size "
+            f"fp32 "
             f"tensor ({e32.model_states.optimizer_temporaries_bytes / 1e9:.2f} GB) after the activations are "
             f"freed; allocator gap and CUDA context add {e32.overheads.total / 1e9:.2f} GB",
         ),
@@ -140,7 +144,8 @@ def training_rules() -> tuple[RuleCase, ...]:
             e16.device_bytes,
             f"peak in the {e16.peak_phase.value} phase: the gradients are cast to fp32 for the update of the "
             f"masters (+2 B/param) and the foreach step adds one fp32 temporary (4 B/param, "
-            f"{e16.model_states.optimizer_temporaries_bytes / 1e9:.2f} GB) while every state is alive; allocator "
+            f"{e16.model_states.optimizer_temporaries_bytes / 1e9:.2f} GB) while every state is alive; "
+            f"allocator "
             f"gap and CUDA context add {e16.overheads.total / 1e9:.2f} GB",
         ),
         RuleCase(
@@ -176,7 +181,8 @@ def training_rules() -> tuple[RuleCase, ...]:
             "Llama-3.2-1B fp16-mixed AdamW: weights + gradients + optimizer states, bytes per parameter",
             12.0,
             (s1.weights_bytes + s1.gradients_bytes + s1.optimizer_states_bytes) / n1,
-            "agrees exactly for these three terms; mixed precision also keeps a 4 B fp32 master copy, which the "
+            "agrees exactly for these three terms; mixed precision also keeps a 4 B fp32 master copy, which "
+            "the "
             "seed leaves out (16 B/param in all)",
         ),
         RuleCase(
@@ -195,7 +201,8 @@ def training_rules() -> tuple[RuleCase, ...]:
             "Llama-3.2-1B fp16 base, LoRA r 8 on q_proj, v_proj, batch 1 × 2048, peak device bytes",
             1.3 * n1,
             e1_lora.device_bytes,
-            f"the frozen fp16 base is 2 B/param alone; the {e1_lora.memory.activations_bytes / 1e9:.2f} GB of "
+            f"the frozen fp16 base is 2 B/param alone; the {e1_lora.memory.activations_bytes / 1e9:.2f} GB "
+            f"of "
             f"activations and {e1_lora.memory.logits_loss_bytes / 1e9:.2f} GB of logits and loss at the "
             f"{e1_lora.peak_phase.value} peak do not shrink with LoRA",
         ),

@@ -1,8 +1,8 @@
 """When a training job does not fit: single changes that make it fit, each re-estimated, never guessed.
 
 The ladder (in this order, cheapest in speed or quality first): chunked cross-entropy, fused optimizer, 8-bit
-optimizer, selective then full recomputation, micro-batch halving (grad accumulation doubled so the global batch
-stays), ZeRO-1/2/3 over every GPU of the cluster, ZeRO-Offload of the optimizer, LoRA (all linears, r 16),
+optimizer, selective then full recomputation, micro-batch halving (grad accumulation doubled: same global
+batch), ZeRO-1/2/3 over every GPU of the cluster, ZeRO-Offload of the optimizer, LoRA (all linears, r 16),
 QLoRA, more tensor parallelism within a node. A candidate that is invalid for the model or cluster is
 skipped; those that fit are returned with the bytes they save against the original estimate.
 """

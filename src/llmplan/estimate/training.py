@@ -1,14 +1,16 @@
 """Memory of one training or fine-tuning step per GPU: a maximum over the phases of the step.
 
-The peak is not the sum of everything. Three phases are evaluated on the busiest GPU (with pipeline parallelism
-the stage `formulas.activations` reports as busiest, the first or the last; its model states are that stage's):
+The peak is not the sum of everything. Three phases are evaluated on the busiest GPU (with pipeline
+parallelism the stage `formulas.activations` reports as busiest, the first or the last; its model states are
+that stage's):
 
 - end of forward: weights + master + optimizer states (they exist from the second step on: the estimate is the
   peak of a run, not of its first step) + gradient accumulation buffers (when grad_accum > 1) + saved
   activations of the in-flight micro-batches + logits and loss + gathered parameters (ZeRO-3 / FSDP);
 - backward: activations are freed layer by layer while gradients appear; both move linearly through the
   layers, so the maximum of saved-remaining + gradients-so-far sits at one of the two ends: at the start
-  (activations + logits + accumulation buffers) or at the end (all gradients + the embedding's activations),
+  (activations + the loss's saved tensors, without the returned logits: `logits_freed_before_backward`, +
+  accumulation buffers) or at the end (all gradients + the embedding's activations),
   plus one layer's backward transients and the gradient communication buckets;
 - optimizer step: weights + master + gradients (fp32 under mixed precision: the 16-bit gradients are cast one
   by one for the update of the masters) + states + the step's temporaries (foreach / for-loop) — the first
@@ -26,6 +28,7 @@ from dataclasses import dataclass
 from enum import Enum
 
 from llmplan.formulas.activations import ActivationBreakdown, training_activations
+from llmplan.formulas.layer_activations import layer_context, tokens_per_micro_batch
 from llmplan.formulas.model_states import (
     MIXED,
     WEIGHT_BYTES,
@@ -154,6 +157,19 @@ def _adapted(model: ModelSpec, targets: tuple[str, ...], convert_moe: bool) -> f
     return frozenset(lin.name for _, lin in lora_target_linears(model, targets, convert_moe=convert_moe))
 
 
+def logits_freed_before_backward(
+    model: ModelSpec, job: TrainingJob, layout: Layout, adapted: frozenset[str]
+) -> int:
+    """The compute-dtype logits the model returns, b · s/cp · V · e / tp bytes: alive at the end of forward
+    (`formulas.logits`) but freed before the loss backward, because a training loop keeps only the loss (HF
+    Trainer's `compute_loss` drops the outputs before `accelerator.backward(loss)`; the trace engine does the
+    same), so they are not under the loss-backward transient. Chunked cross-entropy never makes them: 0."""
+    if job.chunked_ce:
+        return 0
+    ctx = layer_context(model, job, layout, adapted)
+    return tokens_per_micro_batch(ctx) * model.vocab_size * ctx.e // layout.tp
+
+
 def estimate_training(
     model: ModelSpec, job: TrainingJob, layout: Layout, cluster: Cluster
 ) -> TrainingEstimate:
@@ -171,7 +187,7 @@ def estimate_training(
     # formulas.activations reports the busier of the first stage (most micro-batches in flight) and the last
     # (the head); the model states are those of the same stage.
     stage = layout.pp - 1 if layout.pp > 1 and act.logits_loss_bytes else 0
-    return _estimate_stage(model, job, layout, cluster, act, stage, split)
+    return _estimate_stage(model, job, layout, cluster, act, stage, split, adapted)
 
 
 def _estimate_stage(
@@ -182,6 +198,7 @@ def _estimate_stage(
     act: ActivationBreakdown,
     stage: int,
     split: TrainableParams,
+    adapted: frozenset[str],
 ) -> TrainingEstimate:
     notes: list[str] = []
     ms = model_states(model, job, layout, stage=stage, gpus_per_node=cluster.gpus_per_node, split=split)
@@ -211,7 +228,8 @@ def _estimate_stage(
 
     fwd = brk(accum, saved, logits, extra, ms.gather_buffers_bytes + ddp_bucket)
     comm_b = ms.gather_buffers_bytes + ms.reduce_buffers_bytes
-    bwd_start = brk(accum, saved, logits, extra + bt, comm_b)
+    head_live = logits - min(logits, logits_freed_before_backward(model, job, layout, adapted))
+    bwd_start = brk(accum, saved, head_live, extra + bt, comm_b)
     bwd_end = brk(ms.gradients_bytes, act.embedding_bytes + last_layer, 0, bt, comm_b)
     bwd = bwd_start if bwd_start.total >= bwd_end.total else bwd_end
     phases = [PhaseMemory(Phase.FORWARD_END, fwd), PhaseMemory(Phase.BACKWARD, bwd)]
@@ -292,7 +310,8 @@ def _assumptions(job: TrainingJob, layout: Layout, ms: ModelStates) -> list[str]
     out = []
     if job.precision in MIXED:
         out.append(
-            "mixed precision: 16-bit weights and gradients, fp32 master weights and states (ZeRO paper's 16 B/param)"
+            "mixed precision: 16-bit weights and gradients, fp32 master weights and states "
+            "(ZeRO paper's 16 B/param)"
         )
     if job.method is not Method.FULL:
         out.append("adapters kept in fp32 (peft autocast_adapter_dtype=True): 4 B weights, grads, per state")

@@ -109,7 +109,8 @@ def validate_job(model: ModelSpec, job: TrainingJob, layout: Layout, cluster: Cl
         if layout.fsdp is not None:
             raise SpecError(
                 "offload_optimizer",
-                "FSDP offloads parameters, gradients and the step together (allowed: --offload params or both)",
+                "FSDP offloads parameters, gradients and the step together (allowed: --offload params or "
+                "both)",
             )
         if layout.sharding_stage < 1:
             raise SpecError(
@@ -118,7 +119,8 @@ def validate_job(model: ModelSpec, job: TrainingJob, layout: Layout, cluster: Cl
         if job.optimizer in _BNB:
             raise SpecError(
                 "optimizer",
-                f"{job.optimizer.value} is a bitsandbytes CUDA optimizer; an offloaded step runs DeepSpeed's CPU "
+                f"{job.optimizer.value} is a bitsandbytes CUDA optimizer; an offloaded step runs "
+                f"DeepSpeed's CPU "
                 "Adam (allowed with offload: adamw, sgd, sgd-momentum, lion, adafactor)",
             )
     if layout.fsdp is FsdpStrategy.NO_SHARD and layout.offload_params is not OffloadTarget.NONE:

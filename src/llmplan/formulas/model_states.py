@@ -92,12 +92,13 @@ BNB_BLOCK = 256
 FOREACH_TEMPS = {Optimizer.ADAMW: 1, Optimizer.LION: 1}
 """Full-size temporaries of torch's multi-tensor step, in state dtype, over the largest parameter group:
 AdamW `_multi_tensor_adamw` allocates `exp_avg_sq_sqrt = torch._foreach_sqrt(exp_avg_sqs)` (every other op is
-in place); Lion's update `sign(lerp(m, g))` one; SGD (momentum) updates in place (torch/optim/adamw.py, sgd.py).
-Measured in design.md: Llama-2-7B bf16 AdamW foreach peak = weights + grads + states + one full-size temporary."""
+in place); Lion's update `sign(lerp(m, g))` one; SGD (momentum) updates in place (torch/optim/adamw.py,
+sgd.py). Measured in design.md: Llama-2-7B bf16 AdamW foreach peak = weights + grads + states + one
+full-size temporary."""
 FOR_LOOP_TEMPS = 2
 """`_single_tensor_adamw`: `denom = (exp_avg_sq.sqrt() / bias_correction2_sqrt).add_(eps)` holds two
-temporaries of one parameter for an instant; HF Adafactor's `update = grad**2 + eps` and its approximation also
-two."""
+temporaries of one parameter for an instant; HF Adafactor's `update = grad**2 + eps` and its approximation
+also two."""
 
 DS_REDUCE_BUCKET = 500_000_000
 """DeepSpeed `reduce_bucket_size` default, elements (deepspeed/runtime/zero/config.py)."""
@@ -287,8 +288,8 @@ def adapter_on_rank(
 
     LoRA-family: A (r × in) and B (out × r) of the adapted linears of the stage, split like their base layer
     (column: B split, row: A split), scaled to peft's exact total (which adds DoRA magnitudes / AdaLoRA's E);
-    Adafactor factors A into r + in and B into out + r. Other methods: the whole adapter, spread over stages by
-    layer count, with unfactored states."""
+    Adafactor factors A into r + in and B into out + r. Other methods: the whole adapter, spread over stages
+    by layer count, with unfactored states."""
     return memo_by_model(_adapter_on_rank, model, job.method, job.peft, tp, pp, stage, total)
 
 
@@ -315,10 +316,12 @@ def _adapter_on_rank(
 
 @dataclass(frozen=True, slots=True)
 class ModelStates:
-    """Model states on one GPU (the rank of pipeline stage `stage`), in bytes, and what went to host / NVMe."""
+    """Model states on one GPU (the rank of pipeline stage `stage`), in bytes, and what went to host or
+    NVMe."""
 
     weights_bytes: int
-    """GPU-resident weights: trainable and frozen base (NF4 for QLoRA) and adapters (ZeRO-3 shard when sharded)."""
+    """GPU-resident weights: trainable and frozen base (NF4 for QLoRA) and adapters (ZeRO-3 shard when
+    sharded)."""
     master_weights_bytes: int
     """fp32 master copy of the trainable weights (mixed precision), on the GPU."""
     gradients_bytes: int
@@ -334,7 +337,8 @@ class ModelStates:
     gather_buffers_bytes: int
     """ZeRO-3 / FSDP all-gathered parameters alive at once (current unit + prefetch)."""
     reduce_buffers_bytes: int
-    """Gradient communication buffers: DDP buckets, DeepSpeed reduce bucket, FSDP's unsharded unit gradient."""
+    """Gradient communication buffers: DDP buckets, DeepSpeed reduce bucket, FSDP's unsharded unit
+    gradient."""
     host_bytes: int
     """Host RAM this GPU's offload needs (states, master, fp32 gradients, pinned swap buffers)."""
     nvme_bytes: int
@@ -493,9 +497,9 @@ def _temporaries(job: TrainingJob, trainable: int, largest: int, s_bytes: int) -
     """Transient bytes of the optimizer step on the GPU.
 
     foreach: FOREACH_TEMPS full-size tensors of the largest parameter group (one group assumed: the states of
-    all trainable elements on the rank); fused (torch `fused=True`, DeepSpeed FusedAdam) and every bitsandbytes
-    optimizer (8-bit or paged: one CUDA kernel per parameter): none; for-loop and Adafactor: FOR_LOOP_TEMPS ×
-    the largest parameter; in-backward: the for-loop temporaries.
+    all trainable elements on the rank); fused (torch `fused=True`, DeepSpeed FusedAdam) and every
+    bitsandbytes optimizer (8-bit or paged: one CUDA kernel per parameter): none; for-loop and Adafactor:
+    FOR_LOOP_TEMPS × the largest parameter; in-backward: the for-loop temporaries.
     """
     opt, impl = job.optimizer, job.optimizer_impl
     if opt in EIGHT_BIT or opt in PAGED or impl is OptimizerImpl.FUSED:

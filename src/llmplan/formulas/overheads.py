@@ -21,8 +21,8 @@ CUDA_CONTEXT_BYTES_BY_ARCH = {
 guide on a V100 (transformers docs `model_memory_anatomy`, "1343MB", measured.jsonl
 `hf-perfdoc-bertlarge-weights-only`); PyTorch wheels of that era loaded every kernel eagerly."""
 CUDA_CONTEXT_BYTES_DEFAULT = 500 * MIB
-"""Ampere, Hopper, Ada, Blackwell with lazy module loading (`CUDA_MODULE_LOADING=LAZY`, default since CUDA 11.7
-and PyTorch 2.0): 300-600 MiB on A100 / H100; the same constant as `estimate.inference` uses."""
+"""Ampere, Hopper, Ada, Blackwell with lazy module loading (`CUDA_MODULE_LOADING=LAZY`, default since
+CUDA 11.7 and PyTorch 2.0): 300-600 MiB on A100 / H100; the same constant as `estimate.inference` uses."""
 CUBLAS_WORKSPACE_BYTES = {"Hopper": 32 * MIB, "Blackwell": 32 * MIB}
 """cuBLAS workspace per handle (aten/src/ATen/cuda/CublasHandlePool.cpp `getChosenWorkspaceSize`): 32 MiB on
 sm90 and newer; older GPUs use the CUBLAS_WORKSPACE_CONFIG default ":4096:2:16:8" = 2 × 4 MiB + 8 × 16 KiB.
@@ -30,8 +30,8 @@ Training runs forward and backward on one stream, so one workspace."""
 CUBLAS_WORKSPACE_DEFAULT = 2 * 4096 * 1024 + 8 * 16 * 1024
 NCCL_BYTES_PER_COMMUNICATOR = 128 * MIB
 """NCCL buffers per communicator that a rank joins: NCCL_BUFFSIZE 4 MiB per channel and peer (NCCL docs,
-environment variables), 2-8 channels on NVLink, a few peers per ring: about 100-200 MiB; one per parallel group
-(dp, tp, pp, cp, ep) with more than one rank."""
+environment variables), 2-8 channels on NVLink, a few peers per ring: about 100-200 MiB; one per parallel
+group (dp, tp, pp, cp, ep) with more than one rank."""
 ALLOC_ROUND_BYTES = 512
 """The CUDA caching allocator rounds every request up to a multiple of 512 bytes
 (c10/cuda/CUDACachingAllocator.cpp `kMinBlockSize`); a model's tensors are large, so this adds < 0.01 %."""
@@ -84,7 +84,7 @@ def allocator_gap_bytes(allocated_bytes: int, tensors: int = 0) -> int:
 def overheads(
     accelerator: Accelerator, allocated_bytes: int, communicators: int, tensors: int = 0
 ) -> Overheads:
-    """The overhead terms of one GPU whose live tensors peak at `allocated_bytes` (excluding the workspace)."""
+    """The overhead terms of one GPU whose live tensors peak at `allocated_bytes` (workspace excluded)."""
     workspace = cublas_workspace_bytes(accelerator)
     return Overheads(
         cuda_context_bytes=cuda_context_bytes(accelerator),

@@ -96,21 +96,54 @@ def analytic_measured(model: ModelSpec, case: MeasuredCase) -> AnalyticFigure:
     return AnalyticFigure(counter_bytes(est, counter), fits=fits)
 
 
-def analytic_trace_case(case: TraceCase) -> int:
-    """Peak allocated bytes of a matrix case by the analytic engine (one GPU), less the workspaces a trace
-    cannot see."""
+TERMS = (
+    "weights",
+    "master_weights",
+    "gradients",
+    "optimizer_states",
+    "activations",
+    "logits",
+    "temporaries",
+    "kv_cache",
+)
+"""The trace's categories (llmplan.trace.result.TraceBreakdown), the common vocabulary of both engines."""
+
+
+def analytic_trace_case(case: TraceCase) -> dict[str, int]:
+    """The analytic engine's peak allocated bytes of a matrix case on one GPU, by trace category, less the
+    workspaces a trace cannot see. Training: comm buffers count as temporaries; inference: the prefill
+    activation peak is the trace's temporaries."""
     model = case.model()
     cluster = cluster_for("h100-sxm-80gb", Layout())
     if case.training is not None:
         from llmplan.estimate.training import estimate_training
 
         est = estimate_training(model, case.training, Layout(), cluster)
+        m = est.memory
+        terms = {
+            "weights": m.weights_bytes,
+            "master_weights": m.master_weights_bytes,
+            "gradients": m.gradients_bytes,
+            "optimizer_states": m.optimizer_states_bytes,
+            "activations": m.activations_bytes,
+            "logits": m.logits_loss_bytes,
+            "temporaries": m.temporaries_at_peak_bytes + m.comm_buffers_bytes,
+        }
     else:
         from llmplan.estimate.inference import estimate_inference
 
         assert case.inference is not None
         est = estimate_inference(model, case.inference, cluster)
-    return counter_bytes(est, Counter.ALLOCATED) - workspace_bytes(est)
+        m = est.memory
+        terms = {
+            "weights": m.weights.total,
+            "temporaries": m.activation_peak_bytes,
+            "kv_cache": m.kv_cache_bytes,
+        }
+    total = counter_bytes(est, Counter.ALLOCATED) - workspace_bytes(est)
+    # whatever the allocated counter holds beyond the named terms is shown as temporaries
+    terms["temporaries"] = terms.get("temporaries", 0) + total - sum(terms.values())
+    return terms
 
 
 def workspace_bytes(estimate: object) -> int:
@@ -122,13 +155,13 @@ def workspace_bytes(estimate: object) -> int:
     return int(estimate.memory.torch_workspace_bytes)  # type: ignore[attr-defined]
 
 
-def trace_case(case: TraceCase) -> int:
-    """Peak allocated bytes of a matrix case by the trace engine (torch needed)."""
+def trace_case(case: TraceCase) -> dict[str, int]:
+    """Peak allocated bytes of a matrix case by the trace engine (torch needed), by category."""
     from llmplan.trace import inference_run, trace_inference, trace_training
 
     model = case.model()
     if case.training is not None:
-        return trace_training(model, case.training).total
+        return trace_training(model, case.training).peak.items()
     job = case.inference
     assert job is not None
     dtype = _TRACE_DTYPE.get(job.quant)
@@ -141,22 +174,32 @@ def trace_case(case: TraceCase) -> int:
         dtype=dtype,
         attention=case.inference_attention.value,
     )
-    return trace_inference(model, run).total
+    return trace_inference(model, run).peak.items()
 
 
 def compare_trace_case(case: TraceCase) -> TraceComparison:
     """Both engines on one matrix case; a refusal or failure of either is kept as the comparison's note."""
     notes = []
     start = time.perf_counter()
+    traced: dict[str, int] | None = None
+    analytic: dict[str, int] | None = None
     try:
-        traced: int | None = trace_case(case)
+        traced = trace_case(case)
     except (LlmplanError, NotImplementedError, RuntimeError, ValueError, TypeError) as exc:
-        traced = None
         notes.append(f"trace: {type(exc).__name__}: {exc}".splitlines()[0][:200])
     elapsed = time.perf_counter() - start
     try:
-        analytic: int | None = analytic_trace_case(case)
+        analytic = analytic_trace_case(case)
     except (LlmplanError, NotImplementedError, ValueError, TypeError) as exc:
-        analytic = None
         notes.append(f"analytic: {type(exc).__name__}: {exc}".splitlines()[0][:200])
-    return TraceComparison(case, analytic, traced, elapsed, "; ".join(notes))
+    deltas: tuple[tuple[str, int], ...] = ()
+    if traced is not None and analytic is not None:
+        deltas = tuple((t, analytic.get(t, 0) - traced.get(t, 0)) for t in TERMS)
+    return TraceComparison(
+        case,
+        None if analytic is None else sum(analytic.values()),
+        None if traced is None else sum(traced.values()),
+        elapsed,
+        "; ".join(notes),
+        deltas,
+    )

@@ -23,6 +23,8 @@ from llmplan.validate.stats import (
 from llmplan.validate.trace_matrix import TraceCase, TraceComparison
 
 GIB = 2**30
+EXPLAIN_ABOVE_PCT = 8.0
+"""A row's explanation is printed while its analytic |error| exceeds this (so a fixed row drops its note)."""
 
 _QWEN_LOSS = (
     "Qwen v1's remote code computes CrossEntropyLoss on the model-dtype logits (modeling_qwen.py: "
@@ -210,8 +212,9 @@ def _measured_table(comps: Sequence[MeasuredComparison], explanations: dict[str,
     notes = []
     for comp in comps:
         expl = explanations.get(comp.case.row)
-        if expl:
-            notes.append(f"- `{comp.case.row}`: {expl}")
+        err = comp.error_pct("llmplan")
+        if expl and err is not None and abs(err) > EXPLAIN_ABOVE_PCT:
+            notes.append(f"- `{comp.case.row}` ({pct(err)}): {expl}")
     if notes:
         lines += ["", "Rows far off, and why:", "", *notes]
     return lines
@@ -321,14 +324,18 @@ def _trace_section(inp: ReportInput) -> list[str]:
         "prefill then decode). The trace runs the real transformers (+ peft) model under fake tensors; its "
         "storages are rounded to 512 bytes as the CUDA caching allocator does.",
         "",
-        "| case | arch | job | trace GiB | llmplan GiB | error | trace s | note |",
-        "|---|---|---|---|---|---|---|---|",
+        "Where a difference comes from: the terms (trace categories) whose analytic minus traced bytes exceed "
+        "1 % of the traced peak, in MiB.",
+        "",
+        "| case | arch | job | trace GiB | llmplan GiB | error | main differences (MiB) | trace s | note |",
+        "|---|---|---|---|---|---|---|---|---|",
     ]
     for comp in inp.trace:
         case = comp.case
+        diffs = ", ".join(f"{t} {d / 2**20:+,.0f}" for t, d in comp.main_differences())
         lines.append(
             f"| `{case.id}` | {case.arch} | {_describe_trace_case(case)} | {gib(comp.trace_bytes)} | "
-            f"{gib(comp.analytic_bytes)} | {pct(comp.error_pct)} | {comp.trace_s:.1f} | {comp.error} |"
+            f"{gib(comp.analytic_bytes)} | {pct(comp.error_pct)} | {diffs} | {comp.trace_s:.1f} | {comp.error} |"
         )
     return [*lines, ""]
 

@@ -133,6 +133,10 @@ ARCHS: dict[str, dict[str, Any]] = {
         "n_positions": 8192,
         "vocab_size": 50257,
         "activation_function": "gelu_new",
+        # attention dropout 0: with dropout > 0 the CPU build's SDPA falls back to the math kernel and saves the
+        # s x s probabilities and mask, which CUDA's flash / memory-efficient kernels (dropout-capable) never
+        # allocate, so the trace would not imitate the GPU (residual and embedding dropout stay at 0.1)
+        "attn_pdrop": 0.0,
     },
     "opt": {
         "architectures": ["OPTForCausalLM"],
@@ -400,6 +404,15 @@ class TraceComparison:
     trace_s: float = 0.0
     error: str = ""
     """Why a figure is missing (an engine refused the job, or raised)."""
+    term_deltas: tuple[tuple[str, int], ...] = ()
+    """Analytic minus trace bytes per trace category at the peak: where a difference comes from."""
+
+    def main_differences(self, share: float = 0.01) -> tuple[tuple[str, int], ...]:
+        """The terms whose difference exceeds `share` of the traced peak, largest first."""
+        if not self.trace_bytes:
+            return ()
+        big = [(t, d) for t, d in self.term_deltas if abs(d) > share * self.trace_bytes]
+        return tuple(sorted(big, key=lambda td: -abs(td[1])))
 
     @property
     def error_pct(self) -> float | None:
