@@ -183,3 +183,52 @@ def test_gpt_bigcode_adapter_matches_transformers() -> None:
         model = transformers.GPTBigCodeForCausalLM(hf_config)
     assert count_params(spec).total == sum(p.numel() for p in model.parameters())
     assert spec.num_key_value_heads == 1 and spec.native_transformers
+
+
+def test_report_renders_every_section_without_torch() -> None:
+    from llmplan.validate import compare, report
+    from llmplan.validate.trace_matrix import TraceComparison
+
+    cases = [c for c in load_cases() if c.row.startswith(("hfblog", "peft-readme", "llamafactory", "dschat"))]
+    comps = compare.compare_measured(cases, peers=False)
+    trace = [TraceComparison(CASES[0], 110, 100, 0.5, "", (("logits", 10),))]
+    page = report.render(
+        report.ReportInput(
+            measured=comps,
+            summary=compare.summarize(comps),
+            trace=trace,
+            trace_subset="fast subset",
+            generated_on="today",
+            explanations=report.EXPLANATIONS,
+        )
+    )
+    for heading in (
+        "## Summary",
+        "## Verdict rows",
+        "## Excluded",
+        "## Out of scope",
+        "## Rules of thumb",
+        "## Analytic vs trace",
+        "## Assumptions per row",
+    ):
+        assert heading in page
+    assert "`hfblog-octocoder-bf16-short`" in page and "+10.0 %" in page and "logits +0" in page
+
+
+def test_cli_validate_measured_json() -> None:
+    from llmplan.cli import main
+
+    assert main(["validate", "--help"]) == 0
+    code = main(["validate", "--only", "measured", "--no-peers", "--json"])
+    assert code in (0, 1)
+
+
+def test_measured_rows_meet_issue3_targets() -> None:
+    """Issue 3 item 7: median |error| <= 10 % and p90 <= 20 % on the fully specified measured rows."""
+    from llmplan.validate import compare
+
+    comps = compare.compare_measured([c for c in load_cases() if c.in_stats], peers=False)
+    missing = [c.case.row for c in comps if c.error_pct("llmplan") is None]
+    assert not missing
+    stats = compare.overall(compare.summarize(comps))
+    assert stats is not None and stats.meets_measured(), stats

@@ -37,6 +37,7 @@ from llmplan.formulas.model_states import (
     model_states,
     param_total,
     rank_inventory,
+    stage_layers,
     trainable_split,
 )
 from llmplan.formulas.overheads import Overheads, overheads
@@ -49,6 +50,7 @@ from llmplan.specs.training import (
     OffloadTarget,
     OptimizerImpl,
     Precision,
+    Recompute,
     TrainingJob,
 )
 
@@ -206,7 +208,7 @@ def _estimate_stage(
     logits = act.logits_loss_bytes
     host, nvme = ms.host_bytes + act.host_bytes, ms.nvme_bytes
     last_layer = min(act.layers_bytes, act.per_layer_bytes)
-    extra = _weight_copies(model, job, layout, stage, ms)
+    extra = _weight_copies(model, job, layout, stage)
     accum = ms.gradients_bytes if job.grad_accum_steps > 1 else 0
     ddp_bucket = ms.reduce_buffers_bytes if layout.sharding_stage == 0 else 0
     in_backward = job.optimizer_impl is OptimizerImpl.IN_BACKWARD
@@ -229,8 +231,12 @@ def _estimate_stage(
     fwd = brk(accum, saved, logits, extra, ms.gather_buffers_bytes + ddp_bucket)
     comm_b = ms.gather_buffers_bytes + ms.reduce_buffers_bytes
     head_live = logits - min(logits, logits_freed_before_backward(model, job, layout, adapted))
-    bwd_start = brk(accum, saved, head_live, extra + bt, comm_b)
-    bwd_end = brk(ms.gradients_bytes, act.embedding_bytes + last_layer, 0, bt, comm_b)
+    # no gradient has been reduced when backward starts: the reduce buckets join later (DDP's persist)
+    bwd_start = brk(accum, saved, head_live, extra + bt, ms.gather_buffers_bytes + ddp_bucket)
+    # at the end of backward the loss-side transient (the largest for big vocabularies) is long gone: one
+    # layer's backward transient, taken as at most one layer's saved bytes (a recomputed layer)
+    bt_end = min(bt, act.per_layer_bytes + (step_temps if in_backward else 0))
+    bwd_end = brk(ms.gradients_bytes, act.embedding_bytes + last_layer, 0, bt_end, comm_b)
     bwd = bwd_start if bwd_start.total >= bwd_end.total else bwd_end
     phases = [PhaseMemory(Phase.FORWARD_END, fwd), PhaseMemory(Phase.BACKWARD, bwd)]
     if not in_backward:
@@ -293,16 +299,25 @@ def _estimate_stage(
     )
 
 
-def _weight_copies(model: ModelSpec, job: TrainingJob, layout: Layout, stage: int, ms: ModelStates) -> int:
+def _weight_copies(model: ModelSpec, job: TrainingJob, layout: Layout, stage: int) -> int:
     """Transient weight copies alive from forward into backward.
 
-    amp-bf16: torch.autocast caches a bf16 copy of every weight it casts inside the autocast region
-    (`torch.autocast(cache_enabled=True)`), saved for backward: 2 bytes per linear weight on the rank.
-    fp8-mixed: Transformer Engine keeps an fp8 copy of each linear weight and its transpose (1 + 1 bytes).
+    amp-bf16: every fp32 linear weight cast to bf16 inside the autocast region is saved for backward (the
+    matmul needs it for the input gradient; trainable leaves are also in autocast's cast cache,
+    aten/src/ATen/autocast_mode.cpp `cached_cast`): 2 bytes per linear weight on the rank. With full
+    recomputation a layer's casts die with its forward, so one layer's worth is alive at a time. Under FSDP
+    the mixed-precision policy all-gathers the parameters in bf16 already: no copies (the gathered units are
+    the communication buffers). fp8-mixed: Transformer Engine keeps an fp8 copy of each linear weight and its
+    transpose (1 + 1 bytes per weight).
     """
     if job.precision not in (Precision.AMP_BF16, Precision.FP8_MIXED):
         return 0
+    if job.precision is Precision.AMP_BF16 and layout.fsdp is not None:
+        return 0
     inv = rank_inventory(model, layout.tp, layout.ep, layout.pp, stage)
+    if job.precision is Precision.AMP_BF16 and job.recompute is Recompute.FULL:
+        layers = max(1, len(stage_layers(model.num_hidden_layers, layout.pp)[stage]))
+        return 2 * -(-inv.block_linear_weights // layers)
     return 2 * inv.block_linear_weights
 
 

@@ -34,7 +34,9 @@ Splits:
   embedding on the last stage when pp > 1, as in Megatron);
 - expert parallel: routed experts split their copies over ep;
 - ZeRO / FSDP shard over the data-parallel group only, dp · cp (ZeRO stage 1: master + states, 2: + gradients,
-  3: + weights), never over tp or pp; routed experts over the expert-data-parallel group dp · cp / ep
+  3: + weights), never over tp or pp; FSDP with mixed precision follows FSDP2's `MixedPrecisionPolicy`
+  (torch/distributed/fsdp/_fully_shard): the fp32 shards are the masters (no 16-bit shard), gradients are
+  reduced into fp32 shards, the 16-bit copies exist only as gathered units; routed experts over the expert-data-parallel group dp · cp / ep
   (Megatron-Core `expert_data_parallel`). FSDP hybrid-shard shards within a node.
 """
 
@@ -401,11 +403,16 @@ def model_states(
     n_exp = max(1, n // layout.ep) if n > 1 else 1
     stage_k = layout.sharding_stage
 
+    # FSDP2 mixed precision (`MixedPrecisionPolicy(param_dtype=bf16, reduce_dtype=fp32)`): the fp32 shards are
+    # the masters, no 16-bit shard exists (the 16-bit copies are the gathered units), gradients are fp32.
+    fsdp_mp = layout.fsdp is not None and master > 0
+    w_train, g_train = (0, 4) if fsdp_mp else (w, w)
+
     def parts(elems: int) -> tuple[int, int, int, int, int]:
         """(trainable elems, weights, master, grads, frozen weights) of one sharding class, unsharded."""
         trainable = round(elems * frac)
         frozen = elems - trainable
-        return trainable, trainable * w, trainable * master, trainable * w, frozen
+        return trainable, trainable * w_train, trainable * master, trainable * g_train, frozen
 
     t_d, w_d, m_d, g_d, f_d = parts(inv.dense)
     t_e, w_e, m_e, g_e, f_e = parts(inv.expert)
@@ -517,9 +524,10 @@ def _comm_buffers(
 
     ZeRO-3: the current layer plus the prefetch bucket (`stage3_prefetch_bucket_size` 5e7 elements), at most
     `stage3_max_live_parameters` (1e9) beyond the current layer (deepspeed/runtime/zero/partitioned_param_
-    coordinator.py), never more than the rank's whole model. FSDP full / hybrid shard: two units all-gathered
-    (current + forward/backward prefetch; torch/distributed/fsdp `limit_all_gathers`), a unit being a decoder
-    layer or the root (embedding + head), never more than the rank's whole model.
+    coordinator.py), never more than the rank's whole model. FSDP full / hybrid shard, a unit per decoder
+    layer: the root unit (embedding, final norm, head) stays gathered from forward to the end of backward
+    (FSDP2 does not reshard the root after forward) plus two layers (current + prefetch), never more than the
+    rank's whole model; checked against `trace.fsdp` (FSDP2 on a fake process group).
     Reduce: DDP keeps a bucket copy of every gradient (`gradient_as_bucket_view=False`, the default; torch
     DistributedDataParallel docs); DeepSpeed ZeRO-1/2/3 a reduce bucket of min(5e8, trainable) elements; FSDP
     the unsharded gradient of one unit before its reduce-scatter.
@@ -532,7 +540,7 @@ def _comm_buffers(
     if stage_k == 3 and layout.fsdp is None:
         gather = min(inv.layer_max + min(DS_PREFETCH_BUCKET, DS_MAX_LIVE), inv.total) * w
     elif stage_k == 3:
-        gather = min(2 * unit, inv.total) * w
+        gather = min(inv.outer + 2 * inv.layer_max, inv.total) * w
     if trainable == 0:
         return gather, 0
     if stage_k == 0:
