@@ -118,7 +118,8 @@ def _print(est: InferenceEstimate) -> None:
     console.print(table)
     verdict = "FITS" if est.fits else "DOES NOT FIT"
     console.print(
-        f"{verdict}: headroom {gib(est.headroom_bytes)} GiB; largest batch at {job.context_len} tokens: "
+        f"{verdict}: {'free KV-cache pool' if est.vllm else 'headroom'} {gib(est.headroom_bytes)} GiB; "
+        f"largest batch at {job.context_len} tokens: "
         f"{est.max_batch_at_context}; largest context at batch {job.batch}: {est.max_context_at_batch}"
     )
     if est.vllm:

@@ -141,6 +141,8 @@ class InferenceEstimate:
     capacity_bytes: int
     fits: bool
     headroom_bytes: int
+    """Bytes left: device capacity - device bytes for hf; for vllm, the KV-cache pool the job leaves unused (vLLM
+    pre-allocates the whole pool, so the device is nearly full either way)."""
     max_batch_at_context: int
     """Largest batch (concurrency) of `context_len` sequences that fits (0 if not even one)."""
     max_context_at_batch: int
