@@ -199,7 +199,7 @@ def llm_analysis(model: ModelSpec, case: MeasuredCase) -> PeerResult:
         from llm_analysis.analysis import DSZeRO
     except ImportError:
         return PeerResult(
-            "llm-analysis", None, "llm-analysis is not installed (pip install llm-analysis==0.2.2)"
+            "llm-analysis", None, "llm-analysis is not installed (pip install --no-deps llm-analysis==0.2.2 fire: with its pinned deps it downgrades transformers)"
         )
     # llm-analysis logs every figure at INFO on a logger literally named "__name__" (llm_analysis/logger.py)
     logging.getLogger("__name__").setLevel(logging.ERROR)
