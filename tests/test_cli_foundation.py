@@ -129,3 +129,15 @@ def test_core_imports_without_torch():
     code = "import sys, llmplan, llmplan.cli; print('torch' in sys.modules)"
     proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
     assert proc.stdout.strip() == "False", proc.stderr
+
+
+@pytest.mark.parametrize(
+    "args",
+    [["params", "llama-2-7b", "--bogus"], ["params"], ["models", "--min-b", "abc"], ["no-such-command"]],
+    ids=["unknown-option", "missing-argument", "not-a-number", "unknown-command"],
+)
+def test_usage_errors_exit_2_without_traceback(capsys, args):
+    code, out, err = run(capsys, *args)
+    assert code == 2
+    assert "Traceback" not in out + err
+    assert "Error" in err

@@ -29,7 +29,7 @@ OptimizerImplOption = Annotated[
     typer.Option("--optimizer-impl", help="foreach (CUDA default), fused, for-loop, in-backward."),
 ]
 MicroBatchOption = Annotated[int, typer.Option("--micro-batch", help="Sequences per GPU per step.")]
-SeqLenOption = Annotated[int, typer.Option("--seq-len", help="Tokens per sequence.")]
+SeqLenOption = Annotated[int, typer.Option("--seq", "--seq-len", help="Tokens per sequence.")]
 GradAccumOption = Annotated[int, typer.Option("--grad-accum", help="Gradient accumulation steps.")]
 RecomputeOption = Annotated[Recompute, typer.Option("--recompute", help="Activation recomputation.")]
 AttentionOption = Annotated[AttentionImpl, typer.Option("--attention", help="Attention kernel.")]
