@@ -1,9 +1,10 @@
 """In-process speed of `estimate_training` (issue 3, item 10): one estimate must take under 1 ms (median).
 
 Each case is timed warm (a later estimate of the same ModelSpec object, as in a plan search or the suggestion
-ladder: the per-model inventory sums of `formulas.model_states` are remembered) and cold (those sums cleared
-first, as for the first call). `activations_ms` times `formulas.activations.training_activations` alone for
-the same case, to show where the time goes. Writes benchmarks/results/estimate_speed.json.
+ladder: the per-model inventory sums and decoder-block kinds of `formulas.model_states.memo_by_model` are
+remembered) and cold (those cleared first, as for the first call). `activations_ms` times
+`formulas.activations.training_activations` alone for the same case, to show where the time goes.
+Writes benchmarks/results/estimate_speed.json.
 Run: /work/venv/bin/python benchmarks/bench_estimate_speed.py
 """
 
@@ -94,7 +95,7 @@ def main() -> None:
                 "gpus": gpus,
                 "method": job.method.value,
                 "layout": f"dp{layout.dp} tp{layout.tp} pp{layout.pp} ep{layout.ep} "
-                "zero{layout.sharding_stage}",
+                f"zero{layout.sharding_stage}",
                 "estimate_warm_ms": round(median_ms(warm), 3),
                 "estimate_cold_ms": round(median_ms(cold), 3),
                 "activations_ms": round(median_ms(act), 3),

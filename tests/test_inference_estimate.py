@@ -269,7 +269,8 @@ def test_inference_rules_rows() -> None:
     assert by_case["Llama-2-7B fp16 weights, bytes"].llmplan_value == 2 * 6_738_415_616
     assert by_case["largest finite fp16"].llmplan_value == 65504.0
     busy = by_case["Llama-2-7B fp16, 16 × 4096 tokens, HF, A100 (device)"]
-    assert busy.llmplan_value / (busy.rule_value / 1.2) == pytest.approx(4.0, abs=0.05)
+    # 32 GiB KV + 12.6 GiB weights + a 6 GiB prefill peak (3·t·I MLP + 4·t·h residual stream, traced)
+    assert busy.llmplan_value / (busy.rule_value / 1.2) == pytest.approx(4.07, abs=0.05)
 
 
 def test_vllm_int8_kv_refused_and_notes() -> None:
@@ -285,3 +286,43 @@ def test_vllm_int8_kv_refused_and_notes() -> None:
 def test_rope_scaled_model_message_names_its_scaling() -> None:
     with pytest.raises(SpecError, match=r"rope_scaling \(linear, factor 8.0\)"):
         estimate_inference(load_model("gemma-3-27b"), InferenceJob(context_len=200_000), cluster("h100"))
+
+
+# --- the HF prefill peak (trace comparisons in tests/test_trace_kv.py) --------------------------------------
+
+
+def test_eager_prefill_adds_the_score_tensors() -> None:
+    """Eager attention holds, at the softmax of the last layer, b·H·s² scores in fp16 + their fp32 copy + the fp32
+    probabilities (2 + 4 + 4 bytes) and one additive b·s² fp16 causal mask, which SDPA does not materialise."""
+    from llmplan.estimate.inference import hf_prefill_peak_bytes
+    from llmplan.specs.training import AttentionImpl
+
+    spec = load_model("llama-2-7b")
+    b, s = 2, 1024
+    sdpa = hf_prefill_peak_bytes(spec, b, s, 2, 1)
+    eager = hf_prefill_peak_bytes(spec, b, s, 2, 1, attention=AttentionImpl.EAGER)
+    heads, d, h = spec.num_attention_heads, spec.head_dim, spec.hidden_size
+    rope = 2 * s * d * 2
+    attn_eager = 3 * b * s * h * 2 + b * s * heads * d * 2 + b * heads * s * s * 10
+    assert eager == rope + b * s * s * 2 + attn_eager
+    assert sdpa == rope + 4 * b * s * h * 2 + 3 * b * s * spec.intermediate_size * 2  # the MLP is its peak
+    est = estimate_inference(
+        spec, fp16_job(context_len=s + 16, prompt_len=s, batch=b, attention=AttentionImpl.EAGER), cluster()
+    )
+    assert est.memory.activation_peak_bytes == eager
+
+
+def test_serve_attention_option(capsys) -> None:
+    import json
+
+    from llmplan.cli import main
+
+    peaks = {}
+    for attention in ("sdpa", "eager"):
+        code = main(["serve", "llama-2-7b", "--context", "4096", "--attention", attention, "--json"])
+        assert code == 0
+        data = json.loads(capsys.readouterr().out)
+        assert data["job"]["attention"] == attention
+        peaks[attention] = data["memory"]["activation_peak_bytes"]
+    assert peaks["eager"] > 4 * peaks["sdpa"]
+    assert main(["serve", "llama-2-7b", "--attention", "naive"]) == 2

@@ -14,7 +14,7 @@ from llmplan.errors import LayoutError, SpecError
 from llmplan.estimate.rules import training_rules
 from llmplan.estimate.suggest import suggest
 from llmplan.estimate.training import Phase, estimate_training
-from llmplan.formulas.model_states import model_states, rank_inventory
+from llmplan.formulas.model_states import ds_persistent_elems, model_states, rank_inventory
 from llmplan.formulas.params import count_params
 from llmplan.specs.hardware import Cluster
 from llmplan.specs.training import (
@@ -126,7 +126,10 @@ def test_zero_shards_over_data_parallel_group_only() -> None:
     assert zero1.optimizer_states_bytes == -(-plain.optimizer_states_bytes // 2)
     assert zero1.gradients_bytes == plain.gradients_bytes
     zero3 = model_states(LLAMA, job, Layout(tp=4, dp=2, zero=ZeroStage.PARAMETERS))
-    assert zero3.weights_bytes == -(-plain.weights_bytes // 2)
+    # DeepSpeed keeps tensors of at most 10·h elements (the norms) whole on every rank
+    persistent = 2 * ds_persistent_elems(LLAMA, job, tp=4, pp=1, stage=0)
+    assert persistent == 2 * (2 * 32 + 1) * 4096
+    assert zero3.weights_bytes == -(-plain.weights_bytes // 2) + persistent - persistent // 2
 
 
 def test_context_parallel_joins_the_sharding_group() -> None:
@@ -165,7 +168,10 @@ def test_zero3_param_offload_keeps_gather_buffers() -> None:
     layout = Layout(dp=8, zero=ZeroStage.PARAMETERS, offload_params=OffloadTarget.CPU)
     ms = model_states(LLAMA, TrainingJob(), layout)
     assert ms.weights_bytes == 0
-    assert ms.gather_buffers_bytes == 2 * (LLAMA.layers[0].numel + 50_000_000)
+    # the head (32000 × 4096) and the whole last layer stay gathered across the turn from forward to backward
+    # (head + layer < stage3_max_reuse_distance), plus the prefetch bucket 0.9·h² ("auto")
+    head, layer = 32000 * 4096, LLAMA.layers[0].numel
+    assert ms.gather_buffers_bytes == 2 * (head + layer + int(0.9 * 4096 * 4096))
 
 
 def test_qlora_nf4_base() -> None:

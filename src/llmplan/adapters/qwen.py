@@ -10,7 +10,10 @@ checkpoints):
   and `attn.c_proj` (hidden -> hidden, no bias); MLP `mlp.w1`, `mlp.w2` (hidden -> intermediate_size / 2
   each, no bias) and `mlp.c_proj` (intermediate_size / 2 -> hidden, no bias): SwiGLU `c_proj(w1(x) *
   silu(w2(x)))`, so the config's `intermediate_size` counts both branches;
-- final RMSNorm `transformer.ln_f`, untied `lm_head`.
+- final RMSNorm `transformer.ln_f`, untied `lm_head`;
+- the loss: `QWenLMHeadModel.forward` shifts the logits (`lm_logits[..., :-1, :].contiguous()`) and calls
+  `CrossEntropyLoss` on them in the model dtype, with no fp32 upcast (modeling_qwen.py of Qwen/Qwen-7B-Chat,
+  read in the mirror undefdev/Qwen-7B-Chat at 04df5dd): `loss_fp32_upcast=False`.
 
 Heads have `kv_channels` dimensions (128 in every published size); there is no GQA in v1.
 """
@@ -69,6 +72,7 @@ def qwen(cfg: ConfigView) -> ModelSpec:
         rope_theta=cfg.float("rotary_emb_base", 10000.0),
         tie_word_embeddings=cfg.bool("tie_word_embeddings", False),
         native_transformers=False,
+        loss_fp32_upcast=False,
         torch_dtype="bfloat16"
         if cfg.bool("bf16", False)
         else ("float16" if cfg.bool("fp16", False) else "bfloat16"),

@@ -1,5 +1,5 @@
-"""Job and layout options shared by the subcommands that take a training job (trace, measure; train may reuse
-them), and the function that turns them into a TrainingJob and a Layout."""
+"""Options shared by the subcommands: the model argument, the training-job and layout options (train, trace,
+measure), and the functions that turn them into a TrainingJob and a Layout."""
 
 from __future__ import annotations
 
@@ -7,6 +7,7 @@ from typing import Annotated
 
 import typer
 
+from llmplan.errors import SpecError
 from llmplan.specs.training import (
     AttentionImpl,
     FsdpStrategy,
@@ -21,6 +22,9 @@ from llmplan.specs.training import (
     ZeroStage,
 )
 
+ModelArg = Annotated[
+    str, typer.Argument(help="Catalog id (llama-2-7b), a config.json or model folder, or org/name.")
+]
 MethodOption = Annotated[Method, typer.Option("--method", help="What is trained.")]
 PrecisionOption = Annotated[Precision, typer.Option("--precision", help="Weight and compute precision.")]
 OptimizerOption = Annotated[Optimizer, typer.Option("--optimizer", help="Optimizer.")]
@@ -63,6 +67,8 @@ def training_job(
     lora_alpha: float,
     lora_targets: str,
     virtual_tokens: int,
+    packing: bool = False,
+    chunked_ce: bool = False,
 ) -> TrainingJob:
     """The TrainingJob the options describe."""
     targets = tuple(t.strip() for t in lora_targets.split(",") if t.strip())
@@ -79,16 +85,20 @@ def training_job(
         grad_accum_steps=grad_accum,
         recompute=recompute,
         attention=attention,
+        packing=packing,
+        chunked_ce=chunked_ce,
         peft=peft,
     )
 
 
-def layout(*, dp: int, tp: int, pp: int, zero: int, fsdp: FsdpStrategy | None) -> Layout:
-    """The Layout the options describe."""
-    from llmplan.errors import SpecError
-
+def zero_stage(zero: int) -> ZeroStage:
+    """The ZeroStage of `--zero`; SpecError for a number that is not a stage."""
     try:
-        stage = ZeroStage(zero)
+        return ZeroStage(zero)
     except ValueError:
         raise SpecError("zero", f"{zero} is not a ZeRO stage (allowed: 0, 1, 2, 3)") from None
-    return Layout(dp=dp, tp=tp, pp=pp, zero=stage, fsdp=fsdp)
+
+
+def layout(*, dp: int, tp: int, pp: int, zero: int, fsdp: FsdpStrategy | None) -> Layout:
+    """The Layout the options describe."""
+    return Layout(dp=dp, tp=tp, pp=pp, zero=zero_stage(zero), fsdp=fsdp)

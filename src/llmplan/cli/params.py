@@ -2,16 +2,13 @@
 
 from __future__ import annotations
 
-from typing import Annotated
-
 import typer
 from rich.table import Table
 
 from llmplan.cli._common import JsonOption, billions, console, print_json
+from llmplan.cli.options import ModelArg
 from llmplan.formulas.params import count_params
 from llmplan.loading import load_model
-
-ModelArg = Annotated[str, typer.Argument(help="Catalog id (llama-2-7b), a config.json or model folder, or org/name.")]
 
 
 def params(model: ModelArg, json_out: JsonOption = False) -> None:

@@ -9,6 +9,7 @@ from rich.table import Table
 
 from llmplan import catalog
 from llmplan.cli._common import JsonOption, console, gib, print_json
+from llmplan.cli.options import ModelArg
 from llmplan.estimate.inference import InferenceEstimate, estimate_inference, kv_dtype_bytes
 from llmplan.formulas import kv_cache as kvf
 from llmplan.formulas import roofline
@@ -16,10 +17,7 @@ from llmplan.loading import load_model
 from llmplan.specs.hardware import Cluster
 from llmplan.specs.inference import Engine, InferenceJob, KvDtype, QuantFormat, VllmSettings
 from llmplan.specs.model import ModelSpec
-
-ModelArg = Annotated[
-    str, typer.Argument(help="Catalog id (llama-2-7b), a config.json or model folder, or org/name.")
-]
+from llmplan.specs.training import AttentionImpl
 
 
 def serve(
@@ -47,6 +45,10 @@ def serve(
     engine: Annotated[
         Engine, typer.Option("--engine", help="hf (transformers generate) or vllm.")
     ] = Engine.HF,
+    attention: Annotated[
+        AttentionImpl,
+        typer.Option("--attention", help="HF attention kernel: eager materialises the s x s scores."),
+    ] = AttentionImpl.SDPA,
     gpu_memory_utilization: Annotated[float, typer.Option(help="vLLM memory fraction.")] = 0.9,
     block_size: Annotated[int, typer.Option(help="vLLM KV block size (tokens).")] = 16,
     max_num_batched_tokens: Annotated[int, typer.Option(help="vLLM tokens per scheduler step.")] = 8192,
@@ -68,6 +70,7 @@ def serve(
         prompt_len=prompt,
         batch=batch,
         engine=engine,
+        attention=attention,
         group_size=group_size,
         tp=tp,
         pp=pp,

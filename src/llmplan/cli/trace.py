@@ -9,15 +9,13 @@ from rich.table import Table
 
 from llmplan.cli import options as o
 from llmplan.cli._common import JsonOption, console, gib, print_json
+from llmplan.cli.options import ModelArg
 from llmplan.errors import LlmplanError, SpecError
 from llmplan.loading import load_model
 from llmplan.specs.training import AttentionImpl, Method, Optimizer, OptimizerImpl, Precision, Recompute
 from llmplan.trace.compare import Comparison, compare_inference, compare_training
 from llmplan.trace.result import TraceResult
 
-ModelArg = Annotated[
-    str, typer.Argument(help="Catalog id (llama-2-7b), a config.json or model folder, or org/name.")
-]
 InferOption = Annotated[
     bool, typer.Option("--infer", help="Trace inference (prefill + decode) instead of a training step.")
 ]

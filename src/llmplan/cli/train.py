@@ -10,6 +10,7 @@ import typer
 from rich.table import Table
 
 from llmplan import catalog
+from llmplan.cli import options as o
 from llmplan.cli._common import JsonOption, console, gib, print_json
 from llmplan.errors import SpecError
 from llmplan.estimate.explain import ExplainStep, explain_training
@@ -19,17 +20,13 @@ from llmplan.loading import load_model
 from llmplan.specs.hardware import Cluster
 from llmplan.specs.training import (
     AttentionImpl,
-    FsdpStrategy,
     Layout,
     Method,
     OffloadTarget,
     Optimizer,
     OptimizerImpl,
-    PeftSpec,
     Precision,
     Recompute,
-    TrainingJob,
-    ZeroStage,
 )
 
 
@@ -51,33 +48,22 @@ class TrainReport:
 
 
 def train(
-    model: Annotated[str, typer.Argument(help="Catalog id (llama-2-7b), a config.json or model folder.")],
-    method: Annotated[Method, typer.Option("--method", help="What is trained.")] = Method.FULL,
-    lora_rank: Annotated[int, typer.Option("--lora-rank", help="LoRA / QLoRA / DoRA rank r.")] = 8,
-    lora_alpha: Annotated[float, typer.Option("--lora-alpha", help="LoRA alpha.")] = 16,
-    lora_targets: Annotated[
-        str, typer.Option("--lora-targets", help="Comma-separated module names, or all-linear.")
-    ] = "q_proj,v_proj",
+    model: o.ModelArg,
+    method: o.MethodOption = Method.FULL,
+    lora_rank: o.LoraRankOption = 8,
+    lora_alpha: o.LoraAlphaOption = 16,
+    lora_targets: o.LoraTargetsOption = "q_proj,v_proj",
     num_virtual_tokens: Annotated[
         int, typer.Option("--num-virtual-tokens", help="Prefix / prompt / p-tuning length.")
     ] = 20,
-    precision: Annotated[Precision, typer.Option("--precision", help="Weight and compute precision.")] = (
-        Precision.BF16_MIXED
-    ),
-    optimizer: Annotated[Optimizer, typer.Option("--optimizer", help="Optimizer.")] = Optimizer.ADAMW,
-    optimizer_impl: Annotated[
-        OptimizerImpl,
-        typer.Option("--optimizer-impl", help="foreach (CUDA default), fused, for-loop, in-backward."),
-    ] = OptimizerImpl.FOREACH,
-    micro_batch: Annotated[int, typer.Option("--micro-batch", help="Sequences per GPU per step.")] = 1,
-    seq: Annotated[int, typer.Option("--seq", "--seq-len", help="Tokens per sequence.")] = 2048,
-    grad_accum: Annotated[int, typer.Option("--grad-accum", help="Gradient accumulation steps.")] = 1,
-    recompute: Annotated[Recompute, typer.Option("--recompute", help="Activation recomputation.")] = (
-        Recompute.NONE
-    ),
-    attention: Annotated[
-        AttentionImpl, typer.Option("--attention", help="Attention kernel.")
-    ] = AttentionImpl.SDPA,
+    precision: o.PrecisionOption = Precision.BF16_MIXED,
+    optimizer: o.OptimizerOption = Optimizer.ADAMW,
+    optimizer_impl: o.OptimizerImplOption = OptimizerImpl.FOREACH,
+    micro_batch: o.MicroBatchOption = 1,
+    seq: o.SeqLenOption = 2048,
+    grad_accum: o.GradAccumOption = 1,
+    recompute: o.RecomputeOption = Recompute.NONE,
+    attention: o.AttentionOption = AttentionImpl.SDPA,
     packing: Annotated[bool, typer.Option("--packing", help="Sample packing into full rows.")] = False,
     chunked_ce: Annotated[
         bool, typer.Option("--chunked-ce", help="Chunked cross-entropy (no full logits).")
@@ -96,7 +82,7 @@ def train(
         bool, typer.Option("--sequence-parallel", help="Megatron SP (tp > 1).")
     ] = False,
     zero: Annotated[int, typer.Option("--zero", help="DeepSpeed ZeRO stage 0-3.")] = 0,
-    fsdp: Annotated[FsdpStrategy | None, typer.Option("--fsdp", help="FSDP sharding strategy.")] = None,
+    fsdp: o.FsdpOption = None,
     offload: Annotated[OffloadWhat | None, typer.Option("--offload", help="What to offload.")] = None,
     offload_target: Annotated[
         OffloadTarget, typer.Option("--offload-target", help="cpu or nvme.")
@@ -108,25 +94,22 @@ def train(
     activations, logits, temporaries, buffers, overheads; the peak phase, the verdict and what would fit."""
     spec = load_model(model)
     acc = catalog.accelerator(gpu)
-    targets = tuple(t.strip() for t in lora_targets.split(",") if t.strip())
-    job = TrainingJob(
+    job = o.training_job(
         method=method,
         precision=precision,
         optimizer=optimizer,
         optimizer_impl=optimizer_impl,
-        micro_batch_size=micro_batch,
+        micro_batch=micro_batch,
         seq_len=seq,
-        grad_accum_steps=grad_accum,
+        grad_accum=grad_accum,
         recompute=recompute,
         attention=attention,
+        lora_rank=lora_rank,
+        lora_alpha=lora_alpha,
+        lora_targets=lora_targets,
+        virtual_tokens=num_virtual_tokens,
         packing=packing,
         chunked_ce=chunked_ce,
-        peft=PeftSpec(
-            lora_rank=lora_rank,
-            lora_alpha=lora_alpha,
-            lora_targets=targets,
-            num_virtual_tokens=num_virtual_tokens,
-        ),
     )
     lay = _layout(gpus, dp, tp, pp, cp, ep, sequence_parallel, zero, fsdp, offload, offload_target)
     cluster = _cluster(acc, gpus, gpus_per_node)
@@ -142,10 +125,7 @@ def train(
 
 
 def _layout(gpus, dp, tp, pp, cp, ep, sequence_parallel, zero, fsdp, offload, target) -> Layout:
-    try:
-        stage = ZeroStage(zero)
-    except ValueError:
-        raise SpecError("zero", f"{zero} is not a ZeRO stage (allowed: 0, 1, 2, 3)") from None
+    stage = o.zero_stage(zero)
     if dp is None:
         if gpus % (tp * pp * cp):
             raise SpecError("gpus", f"{gpus} GPUs are not divisible by tp·pp·cp = {tp * pp * cp}")

@@ -4,10 +4,14 @@ Memory (per GPU, counter `allocated` unless stated):
 - weights: `formulas.quant.weight_bytes` (scales / zeros included), divided over pp stages;
 - KV cache: `formulas.kv_cache.kv_cache_bytes` for `batch` sequences of `context_len` tokens;
 - activation peak: the largest transient of one prefill chunk (below);
-- engine overhead outside PyTorch's allocator (CUDA context, cuBLAS workspace, NCCL, CUDA graphs): the
+- engine overhead outside PyTorch's allocator (CUDA context, NCCL, CUDA graphs) and the cuBLAS workspace
+  inside it (context and workspace per architecture from `formulas.overheads`, as in training): the
   `device` counter, which the verdict compares with the accelerator's memory.
 
-Activation peak of a prefill chunk of t = batch · prompt tokens (activations in dtype bytes a):
+HF engine: the prefill peak is `hf_prefill_peak_bytes` (what the transformers forward itself keeps live: the
+residual stream, eager scores and masks, repeat_kv copies, fused-MoE routed rows), plus the prompt's whole K/V
+in sliding layers, which `DynamicSlidingWindowLayer` trims only at the first decode step.
+vLLM: activation peak of a prefill chunk of t = batch · prompt tokens (activations in dtype bytes a):
 - MLP: gate, act(gate) and up live together before the product: 3 · t · I/tp · a, plus the residual stream
   and the normed input 2 · t · h · a (transformers `LlamaMLP.forward`: down(act(gate(x)) * up(x)));
 - attention with SDPA / flash kernels (no s² tensor): q, k, v and the output, t · (H·d_qk + 2·kv·d + H·d_v)/tp · a,
@@ -36,20 +40,15 @@ from typing import Any, TypeVar
 from llmplan.errors import LayoutError, SpecError
 from llmplan.formulas import kv_cache as kvf
 from llmplan.formulas import roofline
+from llmplan.formulas.overheads import cublas_workspace_bytes, cuda_context_bytes
 from llmplan.formulas.params import count_params
 from llmplan.formulas.quant import FLOAT_BYTES, WeightBytes, weight_bytes
 from llmplan.specs.hardware import Accelerator, Cluster
 from llmplan.specs.inference import Engine, InferenceJob, KvDtype, QuantFormat
-from llmplan.specs.model import ModelSpec
+from llmplan.specs.model import AttentionKind, MlpKind, ModelSpec, PositionKind
+from llmplan.specs.training import AttentionImpl
 from llmplan.units import MIB
 
-CUDA_CONTEXT_BYTES = 500 * MIB
-"""CUDA context + PyTorch kernels with lazy module loading (CUDA >= 11.7, `CUDA_MODULE_LOADING=LAZY`, the
-default in PyTorch 2.x): 300-600 MiB on A100 / H100. The HF performance guide measured 1343 MB on a V100 with
-eager loading (measured.jsonl `hf-perfdoc-bertlarge-weights-only`)."""
-CUBLAS_WORKSPACE_BYTES = 32 * MIB
-"""cuBLAS workspace PyTorch allocates per handle on Hopper (aten/src/ATen/cuda/CublasHandlePool.cpp,
-`getChosenWorkspaceSize`: 32 MiB for sm90; 4 MiB + 16 MiB chunks on older GPUs). Inside the torch allocator."""
 NCCL_BYTES = 256 * MIB
 """NCCL communicator buffers when tp > 1: NCCL_BUFFSIZE 4 MiB per channel and peer, a few channels on NVLink,
 plus vLLM's custom all-reduce IPC buffers (vllm/distributed/device_communicators/custom_all_reduce.py, 8 MiB
@@ -265,6 +264,95 @@ def activation_peak_bytes(
     return max(attn, mlp) + 2 * tokens * h * act_bytes + logits
 
 
+def _score_bytes(act_bytes: int) -> int:
+    """Bytes per attention score live at the eager softmax: the masked scores in the compute dtype, their fp32
+    copy and the fp32 softmax output (`softmax(..., dtype=float32)`; no copy when the scores are fp32)."""
+    return act_bytes + 4 + (4 if act_bytes != 4 else 0)
+
+
+def hf_prefill_peak_bytes(
+    model: ModelSpec,
+    batch: int,
+    prompt: int,
+    act_bytes: int,
+    tp: int,
+    *,
+    attention: AttentionImpl = AttentionImpl.SDPA,
+) -> int:
+    """Largest transient of the transformers prefill forward over `batch` x `prompt` tokens, one tp rank.
+
+    With t = b·s tokens, a bytes per activation, H = heads / tp, kv = kv heads / tp, d the head dim:
+    - residual stream: the embedding output (a local of `Model.forward`), the decoder layer's input (held by the
+      caller's loop), the post-attention residual and the normed input: 3·t·h·a in attention, 4·t·h·a in the MLP;
+    - attention, SDPA / flash: q after RoPE, k and v expanded by `repeat_kv` (a copy only when kv < H; otherwise
+      they are the cache's own tensors) and the kernel's output: t·(2·H·d + 2·H'·d)·a, H' = H if kv < H else 0;
+    - attention, eager: q, the expanded k, v and the b·H·s² scores at the softmax: the masked scores in the
+      compute dtype, their fp32 copy and the fp32 probabilities (`_score_bytes`), transformers
+      `eager_attention_forward`;
+    - masks: eager attention materialises one additive b·s²·a mask per attention kind the model has
+      (masking_utils `eager_mask`); SDPA skips the mask of causal layers (`_ignore_causal_mask_sdpa`) but a
+      sliding layer whose prompt reaches the window gets a boolean b·s² mask (live all forward), which torch's
+      `scaled_dot_product_attention` turns into an additive b·s²·a one during the call (`convert_boolean_attn_mask`);
+    - MLP: gated 3·t·I·a (act(gate), up, their product), fused gate_up 4·t·I·a (Phi-3: gate_up output, act, product),
+      plain 2·t·I·a (fc1 output, activation; 4·t·I·a for gelu_new, whose tanh formula runs op by op);
+    - MoE (transformers v5 fused experts, `grouped_mm`): the router logits t·E·a and, for the t·k routed rows,
+      the gathered hidden states and the gate_up output, act(gate) and product: t·k·(h + 4·I_e)·a; a shared
+      expert runs afterwards beside the routed output: t·h·a + its MLP;
+    - RoPE: the cos and sin tables of the forward, 2·s·d·a (shared by the batch);
+    - the final logits of the last position are a later, smaller transient (taken by the caller).
+    MLA models keep the earlier q/k/v/o count (no s² tensor with SDPA).
+    """
+    t = batch * prompt
+    h = model.hidden_size
+    a = act_bytes
+    heads = -(-model.num_attention_heads // tp)
+    kv_heads = -(-model.num_key_value_heads // tp)
+    mla = model.mla
+    if mla is not None:
+        qkv = model.num_attention_heads * (
+            2 * (mla.qk_nope_head_dim + mla.qk_rope_head_dim) + 2 * mla.v_head_dim
+        )
+        attn = t * (-(-qkv // tp)) * a
+    else:
+        d = model.head_dim
+        expanded = 2 * heads * d if kv_heads < heads else 0
+        attn = t * (heads * d + expanded) * a
+        if attention is AttentionImpl.EAGER:
+            attn += batch * heads * prompt * prompt * _score_bytes(a)
+        else:
+            attn += t * heads * d * a
+    kinds = {block.attention for block in model.layers}
+    window = model.sliding_window
+    masks = 0
+    if attention is AttentionImpl.EAGER:
+        masks = len(kinds) * batch * prompt * prompt * a
+    elif AttentionKind.SLIDING in kinds and window is not None and prompt >= window:
+        masks = batch * prompt * prompt
+        attn += batch * prompt * prompt * a  # the additive copy lives inside the SDPA call only
+    if model.position is PositionKind.ROPE:
+        # the rotary cos and sin tables, computed once per forward in the activation dtype: (1, s, d) each
+        masks += 2 * prompt * (model.head_dim if mla is None else mla.qk_rope_head_dim) * a
+    names = model.linear_names()
+    width = -(-model.intermediate_size // tp)
+    if "gate_up_proj" in names and model.moe is None:
+        mlp = 4 * t * width * a
+    elif model.mlp_kind is MlpKind.GATED:
+        mlp = 3 * t * width * a
+    else:
+        # gelu_new (GPT-2's NewGELUActivation) is written out in Python: x, 0.5·x, x³ and 0.044715·x³ coexist
+        mlp = (4 if model.hidden_act == "gelu_new" else 2) * t * width * a
+    moe = model.moe
+    if moe is not None:
+        ie = -(-moe.expert_intermediate_size // tp)
+        routed = t * moe.num_experts * a + t * moe.experts_per_token * (h + 4 * ie) * a
+        shared = 0
+        if moe.shared_intermediate_size:
+            shared = t * h * a + 3 * t * (-(-moe.shared_intermediate_size // tp)) * a
+        moe_bytes = max(routed, shared)
+        mlp = moe_bytes if all(block.moe for block in model.layers) else max(mlp, moe_bytes)
+    return masks + max(3 * t * h * a + attn, 4 * t * h * a + mlp)
+
+
 T = TypeVar("T")
 _MEMO: dict[tuple[object, ...], tuple[ModelSpec, Any]] = {}
 _MEMO_SIZE = 32
@@ -310,7 +398,8 @@ class _Footprint:
         self.stage_layers = -(-model.num_hidden_layers // pp)
         self.n_full, self.n_sliding = kvf.layer_counts(model)
         self.kv_layer_token_bytes = kvf.kv_elems_per_token_per_layer(model, job.tp) * self.kv_bytes
-        self.non_torch = CUDA_CONTEXT_BYTES + (NCCL_BYTES if job.tp > 1 else 0)
+        self.workspace = cublas_workspace_bytes(acc)
+        self.non_torch = cuda_context_bytes(acc) + (NCCL_BYTES if job.tp > 1 else 0)
         if job.engine is Engine.VLLM and job.vllm.cuda_graphs:
             self.non_torch += CUDA_GRAPH_BYTES
         self.capacity = acc.memory_bytes
@@ -324,7 +413,7 @@ class _Footprint:
             )
             rows = min(v.max_num_seqs, t)
             act = activation_peak_bytes(model, t, rows, self.act_bytes, job.tp, 2 * 4)
-            self.vllm_peak = self.weights.total + act + CUBLAS_WORKSPACE_BYTES
+            self.vllm_peak = self.weights.total + act + self.workspace
             self.vllm_act = act
 
     def kv(self, context: int, batch: int) -> int:
@@ -342,11 +431,17 @@ class _Footprint:
         return -(-full * self.stage_layers // self.model.num_hidden_layers)
 
     def hf_activation(self, context: int, batch: int, prompt: int) -> int:
-        prefill = activation_peak_bytes(
-            self.model, batch * prompt, batch, self.act_bytes, self.job.tp, self.act_bytes + 4
+        model, a = self.model, self.act_bytes
+        prefill = hf_prefill_peak_bytes(model, batch, prompt, a, self.job.tp, attention=self.job.attention)
+        prefill = max(
+            prefill, 2 * batch * prompt * model.hidden_size * a + batch * model.vocab_size * (a + 4)
         )
-        one_layer = -(-self.kv(context, batch) // self.stage_layers)
-        return max(prefill, one_layer)
+        kv = self.kv(context, batch)
+        # DynamicSlidingWindowLayer keeps a view of the prompt's whole K/V until the first decode step, and
+        # during prefill the full layers hold the prompt only: the cache at the prefill peak (last layer).
+        prompt_kv = self.kv_layer_token_bytes * batch * prompt * self.stage_layers
+        one_layer = -(-kv // self.stage_layers)
+        return max(prefill + max(0, prompt_kv - kv), one_layer)
 
     def device_bytes(self, context: int, batch: int) -> int:
         """`device` counter of the HF engine; for vLLM, the KV bytes needed beyond its fixed budget."""
@@ -358,7 +453,7 @@ class _Footprint:
             self.weights.total
             + kv
             + self.hf_activation(context, batch, prompt)
-            + CUBLAS_WORKSPACE_BYTES
+            + self.workspace
             + self.non_torch
         )
 
@@ -509,12 +604,12 @@ def estimate_inference(model: ModelSpec, job: InferenceJob, cluster: Cluster) ->
             max_concurrency=max(0, available) // per_seq,
         )
         pool = blocks * block_bytes
-        allocated = fp.weights.total + pool + fp.vllm_act + CUBLAS_WORKSPACE_BYTES
+        allocated = fp.weights.total + pool + fp.vllm_act + fp.workspace
         memory = InferenceMemory(
             weights=fp.weights,
             kv_cache_bytes=pool,
             activation_peak_bytes=fp.vllm_act,
-            torch_workspace_bytes=CUBLAS_WORKSPACE_BYTES,
+            torch_workspace_bytes=fp.workspace,
             non_torch_bytes=fp.non_torch,
             reserved_bytes=allocated,
         )
@@ -539,12 +634,12 @@ def estimate_inference(model: ModelSpec, job: InferenceJob, cluster: Cluster) ->
     else:
         prompt = min(job.prefill_tokens, c)
         act = fp.hf_activation(c, b, prompt)
-        allocated = fp.weights.total + kv + act + CUBLAS_WORKSPACE_BYTES
+        allocated = fp.weights.total + kv + act + fp.workspace
         memory = InferenceMemory(
             weights=fp.weights,
             kv_cache_bytes=kv,
             activation_peak_bytes=act,
-            torch_workspace_bytes=CUBLAS_WORKSPACE_BYTES,
+            torch_workspace_bytes=fp.workspace,
             non_torch_bytes=fp.non_torch,
             reserved_bytes=allocated,
         )

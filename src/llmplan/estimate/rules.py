@@ -2,8 +2,8 @@
 
 Every rule appears twice where it can: configured exactly as the seed does (the row must agree to the byte or
 the unit), and as llmplan's full model of a real job (the row shows how far the rule is and why). The
-training rows are built here; the inference rows come from `estimate.rules_inference.inference_rules`, which
-the inference estimator's owner extends. `benchmarks/rules_of_thumb.py` renders both sections.
+training rows are built here; the inference rows (the same `RuleCase`) come from
+`estimate.rules_inference.inference_rules`. `benchmarks/rules_of_thumb.py` renders both sections.
 
 Seeds (../shared/seeds, Chinese study notes): 000 fine-tuning memory of a 1B fp16 model; 001 the ZeRO paper's
 16 bytes per parameter; 002 Llama-2-7B in fp32; 003 the 4 + 8 + 4 + 8 bytes-per-parameter table and LoRA's
@@ -213,7 +213,4 @@ def all_rules() -> dict[str, tuple[RuleCase, ...]]:
     """Section title -> rows: "Training" (this module) and "Inference" (estimate.rules_inference)."""
     from llmplan.estimate.rules_inference import inference_rules
 
-    inference = tuple(
-        RuleCase(r.seed, r.rule, r.case, r.rule_value, r.llmplan_value, r.why) for r in inference_rules()
-    )
-    return {"Training": training_rules(), "Inference": inference}
+    return {"Training": training_rules(), "Inference": inference_rules()}

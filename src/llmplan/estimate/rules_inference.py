@@ -1,35 +1,20 @@
 """The seeds' inference rules of thumb, each computed by llmplan for the case it names (docs/rules-of-thumb.md).
 
-Kept apart from `llmplan.estimate.rules` (the training rows) until that module exists; the rows have the same
-fields (seed, rule, case, rule_value, llmplan_value, why) so they can be appended to its list as they are.
+The rows are `estimate.rules.RuleCase`s, like the training rows; `estimate.rules.all_rules` lists both
+sections.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-
 from llmplan import catalog
 from llmplan.estimate.inference import estimate_inference
+from llmplan.estimate.rules import RuleCase
 from llmplan.formulas.formats import FP16, encode_float, encode_int
 from llmplan.formulas.params import count_params
 from llmplan.formulas.quant import weight_bytes
 from llmplan.loading import load_model
 from llmplan.specs.hardware import Cluster
 from llmplan.specs.inference import InferenceJob, QuantFormat
-
-
-@dataclass(frozen=True, slots=True)
-class RuleCase:
-    seed: str
-    rule: str
-    case: str
-    rule_value: float
-    llmplan_value: float
-    why: str
-
-    @property
-    def total(self) -> float:
-        return self.llmplan_value
 
 
 def inference_rules() -> tuple[RuleCase, ...]:

@@ -9,8 +9,8 @@ that stage's):
   activations of the in-flight micro-batches + logits and loss + gathered parameters (ZeRO-3 / FSDP);
 - backward: activations are freed layer by layer while gradients appear; both move linearly through the
   layers, so the maximum of saved-remaining + gradients-so-far sits at one of the two ends: at the start
-  (activations + the loss's saved tensors, without the returned logits: `logits_freed_before_backward`, +
-  accumulation buffers) or at the end (all gradients + the embedding's activations),
+  (activations + the loss's saved tensors, without the returned logits: `ActivationBreakdown.
+  logits_freed_bytes`, + accumulation buffers) or at the end (all gradients + the embedding's activations),
   plus one layer's backward transients and the gradient communication buckets;
 - optimizer step: weights + master + gradients (fp32 under mixed precision: the 16-bit gradients are cast one
   by one for the update of the masters) + states + the step's temporaries (foreach / for-loop) — the first
@@ -28,7 +28,6 @@ from dataclasses import dataclass
 from enum import Enum
 
 from llmplan.formulas.activations import ActivationBreakdown, training_activations
-from llmplan.formulas.layer_activations import layer_context, tokens_per_micro_batch
 from llmplan.formulas.model_states import (
     MIXED,
     WEIGHT_BYTES,
@@ -159,19 +158,6 @@ def _adapted(model: ModelSpec, targets: tuple[str, ...], convert_moe: bool) -> f
     return frozenset(lin.name for _, lin in lora_target_linears(model, targets, convert_moe=convert_moe))
 
 
-def logits_freed_before_backward(
-    model: ModelSpec, job: TrainingJob, layout: Layout, adapted: frozenset[str]
-) -> int:
-    """The compute-dtype logits the model returns, b · s/cp · V · e / tp bytes: alive at the end of forward
-    (`formulas.logits`) but freed before the loss backward, because a training loop keeps only the loss (HF
-    Trainer's `compute_loss` drops the outputs before `accelerator.backward(loss)`; the trace engine does the
-    same), so they are not under the loss-backward transient. Chunked cross-entropy never makes them: 0."""
-    if job.chunked_ce:
-        return 0
-    ctx = layer_context(model, job, layout, adapted)
-    return tokens_per_micro_batch(ctx) * model.vocab_size * ctx.e // layout.tp
-
-
 def estimate_training(
     model: ModelSpec, job: TrainingJob, layout: Layout, cluster: Cluster
 ) -> TrainingEstimate:
@@ -189,7 +175,7 @@ def estimate_training(
     # formulas.activations reports the busier of the first stage (most micro-batches in flight) and the last
     # (the head); the model states are those of the same stage.
     stage = layout.pp - 1 if layout.pp > 1 and act.logits_loss_bytes else 0
-    return _estimate_stage(model, job, layout, cluster, act, stage, split, adapted)
+    return _estimate_stage(model, job, layout, cluster, act, stage, split)
 
 
 def _estimate_stage(
@@ -200,7 +186,6 @@ def _estimate_stage(
     act: ActivationBreakdown,
     stage: int,
     split: TrainableParams,
-    adapted: frozenset[str],
 ) -> TrainingEstimate:
     notes: list[str] = []
     ms = model_states(model, job, layout, stage=stage, gpus_per_node=cluster.gpus_per_node, split=split)
@@ -210,7 +195,9 @@ def _estimate_stage(
     last_layer = min(act.layers_bytes, act.per_layer_bytes)
     extra = _weight_copies(model, job, layout, stage)
     accum = ms.gradients_bytes if job.grad_accum_steps > 1 else 0
-    ddp_bucket = ms.reduce_buffers_bytes if layout.sharding_stage == 0 else 0
+    # DDP's bucket copies and DeepSpeed ZeRO-3's contiguous reduce bucket exist from the first step to the last
+    deepspeed_z3 = layout.sharding_stage == 3 and layout.fsdp is None
+    persistent_bucket = ms.reduce_buffers_bytes if layout.sharding_stage == 0 or deepspeed_z3 else 0
     in_backward = job.optimizer_impl is OptimizerImpl.IN_BACKWARD
     step_temps = ms.optimizer_temporaries_bytes
     bt = act.backward_transient_bytes + (step_temps if in_backward else 0)
@@ -228,11 +215,11 @@ def _estimate_stage(
             overheads_bytes=0,
         )
 
-    fwd = brk(accum, saved, logits, extra, ms.gather_buffers_bytes + ddp_bucket)
+    fwd = brk(accum, saved, logits, extra, ms.gather_buffers_bytes + persistent_bucket)
     comm_b = ms.gather_buffers_bytes + ms.reduce_buffers_bytes
-    head_live = logits - min(logits, logits_freed_before_backward(model, job, layout, adapted))
+    head_live = logits - min(logits, act.logits_freed_bytes)
     # no gradient has been reduced when backward starts: the reduce buckets join later (DDP's persist)
-    bwd_start = brk(accum, saved, head_live, extra + bt, ms.gather_buffers_bytes + ddp_bucket)
+    bwd_start = brk(accum, saved, head_live, extra + bt, ms.gather_buffers_bytes + persistent_bucket)
     # at the end of backward the loss-side transient (the largest for big vocabularies) is long gone: one
     # layer's backward transient, taken as at most one layer's saved bytes (a recomputed layer)
     bt_end = min(bt, act.per_layer_bytes + (step_temps if in_backward else 0))
@@ -241,7 +228,9 @@ def _estimate_stage(
     phases = [PhaseMemory(Phase.FORWARD_END, fwd), PhaseMemory(Phase.BACKWARD, bwd)]
     if not in_backward:
         phases.append(
-            PhaseMemory(Phase.OPTIMIZER_STEP, brk(ms.step_gradients_bytes, 0, 0, step_temps, ddp_bucket))
+            PhaseMemory(
+                Phase.OPTIMIZER_STEP, brk(ms.step_gradients_bytes, 0, 0, step_temps, persistent_bucket)
+            )
         )
     peak = max(phases, key=lambda p: p.total)
     acc = cluster.accelerator

@@ -51,7 +51,8 @@ from llmplan.formulas.layer_activations import (
     tokens_per_micro_batch,
 )
 from llmplan.formulas.logits import HeadBytes, head_bytes
-from llmplan.specs.model import ModelSpec, PositionKind
+from llmplan.formulas.model_states import memo_by_model
+from llmplan.specs.model import Block, ModelSpec, PositionKind
 from llmplan.specs.training import Layout, Method, PipelineSchedule, Precision, Recompute, TrainingJob
 
 
@@ -73,6 +74,9 @@ class ActivationBreakdown:
     """One decoder layer (the largest kind), one micro-batch, before recomputation or offload."""
     host_bytes: int = 0
     """Saved activations moved to host memory by activation offload (not on the device)."""
+    logits_freed_bytes: int = 0
+    """Part of `logits_loss_bytes` freed before the loss backward: one micro-batch's returned logits
+    (formulas/logits.py `HeadBytes.freed_before_backward_bytes`); 0 on a rank without the head."""
 
     @property
     def total(self) -> int:
@@ -89,8 +93,16 @@ def training_activations(
     micro-batches in flight) or of the last stage (the head), whichever is larger.
     """
     ctx = layer_context(model, job, layout, adapted)
-    per_layer = [layer_bytes(ctx, block, recompute=Recompute.NONE) for block in model.layers]
-    kept = [layer_bytes(ctx, block, recompute=job.recompute) for block in model.layers]
+    # each distinct block once (the per-layer formulas read only the block and ctx), then one value per layer
+    kinds, kind_of_layer = memo_by_model(_layer_kinds, model)
+    full = [layer_bytes(ctx, block, recompute=Recompute.NONE) for block in kinds]
+    saved = (
+        full
+        if job.recompute is Recompute.NONE
+        else [layer_bytes(ctx, block, recompute=job.recompute) for block in kinds]
+    )
+    per_layer = [full[k] for k in kind_of_layer]
+    kept = [saved[k] for k in kind_of_layer]
     first_trained = job.peft.freeze_layers if job.method is Method.FREEZE else 0
     for i in range(min(first_trained, len(kept))):
         per_layer[i] = kept[i] = 0
@@ -100,7 +112,7 @@ def training_activations(
         first_norm = first_norm_bytes(ctx, model.layers[first])
         per_layer[first] -= first_norm
         kept[first] -= first_norm
-    transient = max((layer_transient(ctx, b) for b in model.layers), default=0)
+    transient = max((layer_transient(ctx, b) for b in kinds), default=0)
     if job.recompute is not Recompute.NONE:
         transient += max(p - k for p, k in zip(per_layer, kept, strict=True)) if per_layer else 0
     head = _head(ctx)
@@ -126,6 +138,7 @@ def training_activations(
         backward_transient_bytes=max(transient, head.backward_transient_bytes if layout.pp == 1 else 0),
         per_layer_bytes=max(per_layer, default=0),
         host_bytes=_scale(host, in_flight_first),
+        logits_freed_bytes=head.freed_before_backward_bytes if layout.pp == 1 else 0,
     )
     if layout.pp == 1:
         return stage0
@@ -136,8 +149,15 @@ def training_activations(
         backward_transient_bytes=max(transient, head.backward_transient_bytes),
         per_layer_bytes=max(per_layer, default=0),
         host_bytes=host * in_flight_last,
+        logits_freed_bytes=head.freed_before_backward_bytes,
     )
     return max(stage0, last_stage, key=lambda b: b.total + b.backward_transient_bytes)
+
+
+def _layer_kinds(model: ModelSpec) -> tuple[tuple[Block, ...], tuple[int, ...]]:
+    """The distinct decoder blocks and, for each layer, the index of its block among them."""
+    kinds = model.block_kinds
+    return kinds, tuple(kinds.index(block) for block in model.layers)
 
 
 def _embedding_bytes(ctx: LayerContext) -> int:

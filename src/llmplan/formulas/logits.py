@@ -20,6 +20,13 @@ output and return `tanh(.) · cap`, a second (T, V) tensor: 2·e·V.
 Backward transient above that set: nll_loss backward makes a fp32 (T, V) gradient and log_softmax backward a
 second one before the first is freed: 8·V per token.
 
+A loss without the upcast (`ModelSpec.loss_fp32_upcast` False: Qwen v1's remote code calls `CrossEntropyLoss`
+on the model-dtype logits) run outside torch.autocast keeps its log-softmax output in the compute dtype, e·V
+per token, and its two backward gradients are e·V each: 2·e·V. Under torch.autocast (amp-bf16) the upcast
+happens anyway: `cross_entropy`, `log_softmax` and `nll_loss` are on autocast's fp32 list (torch.amp docs,
+"CUDA Ops that can autocast to float32"). The forward's shifted copy of the logits (`.contiguous()`, e·V) dies
+before the end of forward and stays below the backward transient.
+
 Chunked cross-entropy (Liger's fused linear cross-entropy, Hsu et al. 2024, `LigerFusedLinearCrossEntropy`):
 the head GEMM and the loss run chunk by chunk during forward and the gradient of the head input is computed
 there and kept (e·h per token); no (T, V) tensor ever exists. A chunk holds about T·h / V tokens (Liger's
@@ -49,9 +56,13 @@ class HeadBytes:
     logits_bytes: int
     """Logits in the compute dtype (or, chunked, the head-input gradient kept instead)."""
     loss_bytes: int
-    """fp32 log-softmax output, labels and the loss scalar."""
+    """Log-softmax output (fp32, or the compute dtype for a loss without the upcast), labels, the loss."""
     backward_transient_bytes: int
     """Largest transient of the loss backward above these bytes."""
+    freed_before_backward_bytes: int
+    """The compute-dtype logits the model returns, T · V · e / tp (part of `logits_bytes`): freed before the
+    loss backward because a training loop keeps only the loss (HF Trainer's `compute_loss` drops the outputs
+    before `accelerator.backward(loss)`; the trace engine does the same). 0 when chunked: never made."""
 
     @property
     def total(self) -> int:
@@ -71,6 +82,7 @@ def head_bytes(
     chunked: bool,
     constant_bytes: int = 0,
     softcapped: bool = False,
+    loss_elem_bytes: int = FP32,
 ) -> HeadBytes:
     """Head-side bytes for `tokens` tokens of one micro-batch (the formulas of the module docstring).
 
@@ -78,7 +90,8 @@ def head_bytes(
     `head_input_bytes` is the saved head input per token (e·h when the head trains, else 0);
     `constant_bytes`: token-independent saved tensors (autocast's bf16 copy of the head weight, Gemma's fp32
     1 + w of the final norm); `softcapped`: the head applies tanh softcapping (Gemma 2), whose saved tanh output
-    and the returned logits are two (T, V) tensors in the compute dtype.
+    and the returned logits are two (T, V) tensors in the compute dtype; `loss_elem_bytes`: bytes per element
+    the cross-entropy runs in, 4 with the fp32 upcast (or under autocast), else the compute dtype's.
     """
     norm_split = tp if sequence_parallel else 1
     norm = tokens * (norm_per_token_bytes + head_input_bytes) // norm_split + constant_bytes // tp
@@ -89,12 +102,14 @@ def head_bytes(
             logits_bytes=tokens * compute_bytes * hidden // norm_split,
             loss_bytes=FP32,
             backward_transient_bytes=chunk_tokens * vocab * (compute_bytes + FP32) // tp,
+            freed_before_backward_bytes=0,
         )
     return HeadBytes(
         norm_bytes=norm,
         logits_bytes=(2 if softcapped else 1) * tokens * vocab * compute_bytes // tp,
-        loss_bytes=tokens * vocab * FP32 // tp + tokens * LABEL_BYTES + FP32,
-        backward_transient_bytes=2 * tokens * vocab * FP32 // tp,
+        loss_bytes=tokens * vocab * loss_elem_bytes // tp + tokens * LABEL_BYTES + FP32,
+        backward_transient_bytes=2 * tokens * vocab * loss_elem_bytes // tp,
+        freed_before_backward_bytes=tokens * vocab * compute_bytes // tp,
     )
 
 

@@ -37,7 +37,9 @@ Splits:
   3: + weights), never over tp or pp; FSDP with mixed precision follows FSDP2's `MixedPrecisionPolicy`
   (torch/distributed/fsdp/_fully_shard): the fp32 shards are the masters (no 16-bit shard), gradients are
   reduced into fp32 shards, the 16-bit copies exist only as gathered units; routed experts over the expert-data-parallel group dp · cp / ep
-  (Megatron-Core `expert_data_parallel`). FSDP hybrid-shard shards within a node.
+  (Megatron-Core `expert_data_parallel`). FSDP hybrid-shard shards within a node. DeepSpeed ZeRO-3 leaves
+  the tensors of at most `stage3_param_persistence_threshold` elements whole on every rank
+  (`ds_persistent_elems`); its gather and reduce buffers are in `_comm_buffers`.
 """
 
 from __future__ import annotations
@@ -103,18 +105,29 @@ temporaries of one parameter for an instant; HF Adafactor's `update = grad**2 + 
 also two."""
 
 DS_REDUCE_BUCKET = 500_000_000
-"""DeepSpeed `reduce_bucket_size` default, elements (deepspeed/runtime/zero/config.py)."""
-DS_PREFETCH_BUCKET = 50_000_000
-"""DeepSpeed ZeRO-3 `stage3_prefetch_bucket_size` default, elements."""
+"""DeepSpeed `reduce_bucket_size` default, elements (deepspeed/runtime/zero/config.py); ZeRO-1/2."""
 DS_MAX_LIVE = 1_000_000_000
 """DeepSpeed ZeRO-3 `stage3_max_live_parameters` default, elements."""
+DS_MAX_REUSE = 1_000_000_000
+"""DeepSpeed ZeRO-3 `stage3_max_reuse_distance` default, elements: a parameter is not released after its
+module ran when the module trace uses it again within this many parameter elements
+(deepspeed/runtime/zero/partitioned_param_coordinator.py `__params_to_release`)."""
 DS_SUB_GROUP = 1_000_000_000
-"""DeepSpeed ZeRO-3 `sub_group_size` default: NVMe optimizer swapping works sub-group by sub-group."""
+"""DeepSpeed ZeRO-3 `sub_group_size` default (config.py; Qwen's ds_config_zero3.json sets the same 1e9): the
+optimizer step and NVMe swapping work sub-group by sub-group."""
 DS_NVME_OPT_BUFFERS = 4
 """DeepSpeed `offload_optimizer.buffer_count` default (pinned swap buffers of one sub-group each)."""
 DS_NVME_PARAM_BUFFERS = 5
 DS_NVME_PARAM_BUFFER_SIZE = 100_000_000
 """DeepSpeed `offload_param.buffer_count` / `buffer_size` defaults (elements)."""
+
+
+def ds_auto_buckets(hidden: int) -> tuple[int, int, int]:
+    """(reduce_bucket_size, stage3_prefetch_bucket_size, stage3_param_persistence_threshold), elements, as
+    transformers fills DeepSpeed's "auto" values from the model's hidden size h: h², 0.9·h², 10·h
+    (transformers integrations/deepspeed.py `HfTrainerDeepSpeedConfig.trainer_config_finalize`). The HF
+    Trainer / accelerate path with "auto" (Qwen's ds_config_zero3.json) is the ZeRO-3 configuration assumed."""
+    return hidden * hidden, int(0.9 * hidden * hidden), 10 * hidden
 
 
 @dataclass(frozen=True, slots=True)
@@ -137,6 +150,8 @@ class RankInventory:
     """Largest decoder layer (an FSDP unit / a ZeRO-3 gather)."""
     outer: int
     """Embedding + head + final tensors on this rank (FSDP's root unit)."""
+    head: int
+    """Output head's weight elements on this rank (the embedding's, when tied), 0 off the last stage."""
 
     @property
     def total(self) -> int:
@@ -225,7 +240,7 @@ def _rank_inventory(model: ModelSpec, tp: int, ep: int, pp: int, stage: int) -> 
         factored += cost[4]
         largest = max(largest, cost[5])
         layer_max = max(layer_max, cost[0] + cost[1])
-    outer = 0
+    outer = head_elems = 0
     vocab = -(-model.vocab_size // tp)
     if stage == 0:
         for t in model.embedding:
@@ -241,11 +256,11 @@ def _rank_inventory(model: ModelSpec, tp: int, ep: int, pp: int, stage: int) -> 
             outer += lin.numel
             factored += lin.in_features + lin.out_features
         head = model.lm_head
+        head_elems = vocab * head.in_features
         if not model.tie_word_embeddings or pp > 1:
-            n = vocab * head.in_features
-            outer += n + (vocab if head.bias else 0)
+            outer += head_elems + (vocab if head.bias else 0)
             factored += vocab + head.in_features
-            largest = max(largest, n)
+            largest = max(largest, head_elems)
     return RankInventory(
         dense=dense + outer,
         expert=expert,
@@ -255,6 +270,7 @@ def _rank_inventory(model: ModelSpec, tp: int, ep: int, pp: int, stage: int) -> 
         largest=largest,
         layer_max=layer_max,
         outer=outer,
+        head=head_elems,
     )
 
 
@@ -316,6 +332,41 @@ def _adapter_on_rank(
     return (-(-total * local // whole), factored) if whole else (0, 0)
 
 
+def ds_persistent_elems(model: ModelSpec, job: TrainingJob, tp: int, pp: int, stage: int) -> int:
+    """Elements of the parameters DeepSpeed ZeRO-3 leaves unpartitioned on every rank: each tensor of at most
+    `stage3_param_persistence_threshold` elements (10·h, `ds_auto_buckets`) is marked `ds_persist` and kept
+    whole (deepspeed/runtime/zero/parameter_offload.py `mark_persistent_parameters`): norms, biases, small
+    weights (MoE routers) and the small LoRA matrices (A: r × in, B: out × r, per adapted linear). Remembered
+    per model."""
+    return memo_by_model(_ds_persistent, model, job.method, job.peft, tp, pp, stage)
+
+
+def _ds_persistent(model: ModelSpec, method: Method, peft: object, tp: int, pp: int, stage: int) -> int:
+    threshold = ds_auto_buckets(model.hidden_size)[2]
+    layers = stage_layers(model.num_hidden_layers, pp)[stage]
+    small = 0
+    for i in layers:
+        block = model.layers[i]
+        small += sum(t.numel for t in block.tensors if t.numel <= threshold)
+        for lin in block.linears:
+            in_f, out_f = shard_linear(lin, model, tp)
+            fused = lin.group is Group.ROUTED_EXPERTS  # one (experts, out, in) parameter in transformers v5
+            weight = (lin.copies if fused else 1) * in_f * out_f
+            if weight <= threshold:
+                small += weight * (1 if fused else lin.copies)
+            if lin.bias and out_f <= threshold:
+                small += lin.copies * out_f
+    if stage == pp - 1:
+        small += sum(t.numel for t in model.final if t.numel <= threshold)
+    if method in (Method.LORA, Method.QLORA, Method.DORA, Method.ADALORA):
+        for i, lin in lora_target_linears(model, peft.lora_targets, convert_moe=method is not Method.ADALORA):
+            if i in layers:
+                r = lora_rank(model, lin, peft.lora_rank)
+                in_f, out_f = shard_linear(lin, model, tp)
+                small += lin.copies * sum(n for n in (r * in_f, r * out_f) if n <= threshold)
+    return small
+
+
 @dataclass(frozen=True, slots=True)
 class ModelStates:
     """Model states on one GPU (the rank of pipeline stage `stage`), in bytes, and what went to host or
@@ -331,7 +382,8 @@ class ModelStates:
     step_gradients_bytes: int
     """Gradients alive during the optimizer step: with mixed precision the fp32 casts the masters are updated
     with (4 B per trainable element; the 16-bit gradients are freed one by one as they are cast — apex amp O2,
-    DeepSpeed's fp32 gradient partition, Megatron's fp32 `main_grad`); otherwise `gradients_bytes`."""
+    Megatron's fp32 `main_grad`); DeepSpeed ZeRO-3 keeps its 16-bit gradient partition and casts one
+    `sub_group_size` sub-group at a time to fp32; otherwise `gradients_bytes`."""
     optimizer_states_bytes: int
     """Optimizer states on the GPU (paged states included; see `paged_bytes`)."""
     optimizer_temporaries_bytes: int
@@ -440,17 +492,30 @@ def model_states(
         return _ceil(x, group) if stage_k >= from_stage else x
 
     weights = shard(w_d + fw_d + a_w, n, 3) + shard(w_e + fw_e, n_exp, 3)
+    deepspeed_z3 = stage_k == 3 and layout.fsdp is None
+    if deepspeed_z3 and n > 1:
+        persistent = ds_persistent_elems(model, job, layout.tp, layout.pp, stage) * w
+        weights += persistent - _ceil(persistent, n)
     master_b = shard(m_d, n, 1) + shard(m_e, n_exp, 1)
     grads = shard(g_d + a_w, n, 2) + shard(g_e, n_exp, 2)
-    # mixed precision: the 16-bit gradients are cast to fp32 for the step on the masters, each freed once cast
-    step_grads = shard(t_d * 4 + a_w, n, 2) + shard(t_e * 4, n_exp, 2) if master else grads
     states = shard(st_d + a_states, n, 1) + shard(st_e, n_exp, 1)
     trainable_rank = shard(t_d + adapter, n, 1) + shard(t_e, n_exp, 1)
+    if master and deepspeed_z3:
+        # DeepSpeed ZeRO-3 keeps the 16-bit gradient partition (`grad_partitions_flat_buffer`, the model dtype
+        # unless `grad_accum_dtype` says otherwise) through the step and casts one sub-group at a time to fp32
+        # (stage3.py `_prepare_fp32_grad_for_sub_group`: flatten, then `.to(fp32)`; both copies exist for an
+        # instant), freed after that sub-group's update
+        step_grads = grads + min(DS_SUB_GROUP, trainable_rank) * (4 + w)
+    elif master:
+        # the 16-bit gradients are cast to fp32 for the step on the masters, each freed once cast
+        step_grads = shard(t_d * 4 + a_w, n, 2) + shard(t_e * 4, n_exp, 2)
+    else:
+        step_grads = grads
     widest = max(model.hidden_size, model.intermediate_size)
     largest = max(inv.largest if split.base_trainable else 0, min(adapter, job.peft.lora_rank * widest))
 
     temps = _temporaries(job, trainable_rank, largest, s_bytes)
-    gather, reduce = _comm_buffers(job, layout, inv, trainable_rank, w, n)
+    gather, reduce = _comm_buffers(model, job, layout, inv, trainable_rank, w, n)
     host = nvme = 0
     if job.optimizer_impl is OptimizerImpl.IN_BACKWARD:
         grads = step_grads = largest * w
@@ -518,18 +583,31 @@ def _temporaries(job: TrainingJob, trainable: int, largest: int, s_bytes: int) -
 
 
 def _comm_buffers(
-    job: TrainingJob, layout: Layout, inv: RankInventory, trainable: int, w: int, n: int
+    model: ModelSpec, job: TrainingJob, layout: Layout, inv: RankInventory, trainable: int, w: int, n: int
 ) -> tuple[int, int]:
     """(gather, reduce) buffer bytes.
 
-    ZeRO-3: the current layer plus the prefetch bucket (`stage3_prefetch_bucket_size` 5e7 elements), at most
-    `stage3_max_live_parameters` (1e9) beyond the current layer (deepspeed/runtime/zero/partitioned_param_
-    coordinator.py), never more than the rank's whole model. FSDP full / hybrid shard, a unit per decoder
-    layer: the root unit (embedding, final norm, head) stays gathered from forward to the end of backward
-    (FSDP2 does not reshard the root after forward) plus two layers (current + prefetch), never more than the
-    rank's whole model; checked against `trace.fsdp` (FSDP2 on a fake process group).
+    DeepSpeed ZeRO-3 (16-bit parameters, HF "auto" buckets, `ds_auto_buckets`), the larger of two moments:
+    - a layer's backward: the layer, gathered for its recomputation and kept through its backward (reused
+      within `stage3_max_reuse_distance`), plus the prefetch bucket (0.9·h²) of the next modules;
+    - the turn from forward to backward: the head (reused by its own backward at once) stays gathered, and so
+      do the last layer's parameters that the trace reuses within DS_MAX_REUSE elements after the head's
+      forward and backward (2 · head elements), plus the prefetch bucket;
+    never more than `stage3_max_live_parameters` beyond the current layer, nor the rank's whole model
+    (deepspeed/runtime/zero/partitioned_param_coordinator.py `fetch_sub_module`, `__params_to_release`).
+    Over one GPU nothing is gathered: the partition is the whole parameter (partition_parameters.py
+    `all_gather_coalesced` returns `_no_gather_coalesced` when the partition world size is 1).
+    FSDP full / hybrid shard, a unit per decoder layer: the root unit (embedding, final norm, head) stays
+    gathered from forward to the end of backward (FSDP2 does not reshard the root after forward) plus two
+    layers (current + prefetch), never more than the rank's whole model; checked against `trace.fsdp` (FSDP2
+    on a fake process group). Units are gathered in FSDP's `param_dtype`: under amp-bf16 that is bf16, not the
+    fp32 of the shards, because accelerate's FSDP plugin turns `mixed_precision: bf16` into
+    `MixedPrecision(param_dtype=bf16, reduce_dtype=bf16, buffer_dtype=bf16)` (accelerate/utils/dataclasses.py
+    `FullyShardedDataParallelPlugin.set_mixed_precision`); the unsharded gradient of a unit is then bf16 too.
     Reduce: DDP keeps a bucket copy of every gradient (`gradient_as_bucket_view=False`, the default; torch
-    DistributedDataParallel docs); DeepSpeed ZeRO-1/2/3 a reduce bucket of min(5e8, trainable) elements; FSDP
+    DistributedDataParallel docs); DeepSpeed ZeRO-1/2 a reduce bucket of min(5e8, trainable) elements;
+    DeepSpeed ZeRO-3 its contiguous reduce bucket of `reduce_bucket_size` (h²) elements, allocated when the
+    optimizer is built (stage3.py: `torch.empty(self.reduce_bucket_size, ...)` per communication dtype); FSDP
     the unsharded gradient of one unit before its reduce-scatter.
     """
     if layout.dp * layout.cp == 1 and layout.sharding_stage < 3:
@@ -537,8 +615,13 @@ def _comm_buffers(
     stage_k = layout.sharding_stage
     unit = max(inv.layer_max, inv.outer)
     gather = 0
-    if stage_k == 3 and layout.fsdp is None:
-        gather = min(inv.layer_max + min(DS_PREFETCH_BUCKET, DS_MAX_LIVE), inv.total) * w
+    reduce_bucket, prefetch, _ = ds_auto_buckets(model.hidden_size)
+    if layout.fsdp is not None and job.precision is Precision.AMP_BF16:
+        w = 2
+    if stage_k == 3 and layout.fsdp is None and n > 1:
+        kept_last = min(inv.layer_max, max(0, DS_MAX_REUSE - 2 * inv.head))
+        live = max(inv.layer_max, inv.head + kept_last) + min(prefetch, DS_MAX_LIVE)
+        gather = min(live, inv.total) * w
     elif stage_k == 3:
         gather = min(inv.outer + 2 * inv.layer_max, inv.total) * w
     if trainable == 0:
@@ -547,6 +630,8 @@ def _comm_buffers(
         reduce = trainable * w
     elif layout.fsdp is not None:
         reduce = min(unit, trainable * n) * w
+    elif stage_k == 3:
+        reduce = reduce_bucket * w
     else:
         reduce = min(DS_REDUCE_BUCKET, trainable * (n if stage_k >= 1 else 1)) * w
     return gather, reduce

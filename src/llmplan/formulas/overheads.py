@@ -22,7 +22,8 @@ guide on a V100 (transformers docs `model_memory_anatomy`, "1343MB", measured.js
 `hf-perfdoc-bertlarge-weights-only`); PyTorch wheels of that era loaded every kernel eagerly."""
 CUDA_CONTEXT_BYTES_DEFAULT = 500 * MIB
 """Ampere, Hopper, Ada, Blackwell with lazy module loading (`CUDA_MODULE_LOADING=LAZY`, default since
-CUDA 11.7 and PyTorch 2.0): 300-600 MiB on A100 / H100; the same constant as `estimate.inference` uses."""
+CUDA 11.7 and PyTorch 2.0): 300-600 MiB on A100 / H100. Training and inference (`estimate.inference`) both
+read these constants."""
 CUBLAS_WORKSPACE_BYTES = {"Hopper": 32 * MIB, "Blackwell": 32 * MIB}
 """cuBLAS workspace per handle (aten/src/ATen/cuda/CublasHandlePool.cpp `getChosenWorkspaceSize`): 32 MiB on
 sm90 and newer; older GPUs use the CUBLAS_WORKSPACE_CONFIG default ":4096:2:16:8" = 2 × 4 MiB + 8 × 16 KiB.

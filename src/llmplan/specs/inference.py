@@ -11,6 +11,7 @@ from dataclasses import dataclass, field
 from enum import Enum
 
 from llmplan.errors import SpecError
+from llmplan.specs.training import AttentionImpl
 
 
 class QuantFormat(str, Enum):
@@ -132,6 +133,9 @@ class InferenceJob:
     batch: int = 1
     """Sequences decoded together (concurrency)."""
     engine: Engine = Engine.HF
+    attention: AttentionImpl = AttentionImpl.SDPA
+    """Attention kernel of the HF engine: eager materialises the b·heads·s² scores and probabilities in prefill
+    (transformers `eager_attention_forward`); sdpa / flash do not. vLLM always runs its own fused kernels."""
     group_size: int = 128
     """Group size of GPTQ / AWQ scales and zeros (-1 = one group per output channel)."""
     nf4_double_quant: bool = True

@@ -220,6 +220,11 @@ class ModelSpec:
     """True when transformers implements this model_type without remote code (the trace engine needs it)."""
     torch_dtype: str = "bfloat16"
     """The dtype the published weights are stored in."""
+    loss_fp32_upcast: bool = True
+    """The model's own loss upcasts the logits to fp32 before the cross-entropy (transformers'
+    `ForCausalLMLoss`, transformers/loss/loss_utils.py: `logits.float()`), so the saved log-softmax and the
+    loss gradients are fp32. False where the modelling code calls `CrossEntropyLoss` on the model-dtype logits
+    (Qwen v1's remote `modeling_qwen.py`): outside torch.autocast the loss then runs in the model dtype."""
     moe: MoeSpec | None = None
     mla: MlaSpec | None = None
     embedding: tuple[Tensor, ...]

@@ -231,7 +231,11 @@ def _i(case_id: str, arch: str, *, fast: bool = False, **job: Any) -> TraceCase:
     values = {"context_len": 528, "prompt_len": 512, "batch": 1, **job}
     attention = AttentionImpl.EAGER if arch in _EAGER_ONLY else AttentionImpl.SDPA
     return TraceCase(
-        id=case_id, arch=arch, inference=InferenceJob(**values), fast=fast, inference_attention=attention
+        id=case_id,
+        arch=arch,
+        inference=InferenceJob(**values, attention=attention),
+        fast=fast,
+        inference_attention=attention,
     )
 
 
