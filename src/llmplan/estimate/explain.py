@@ -129,11 +129,13 @@ def explain_training(model: ModelSpec, est: TrainingEstimate) -> tuple[ExplainSt
         ),
         ExplainStep(
             "communication buffers",
-            "ZeRO-3: layer + 5e7 prefetch; FSDP: 2 units; DDP: a bucket copy of the gradients; ZeRO reduce "
-            "5e8",
+            "DeepSpeed ZeRO-3: max(layer, head kept across the forward-backward turn) + 0.9·h² prefetch, "
+            "h² reduce bucket; FSDP: root + 2 units in param_dtype; DDP: a bucket copy of the gradients; "
+            "ZeRO-1/2 reduce 5e8",
             f"dp {layout.dp}, zero {zk}, fsdp {layout.fsdp.value if layout.fsdp else 'no'}",
             ms.gather_buffers_bytes + ms.reduce_buffers_bytes,
-            "DeepSpeed zero/config.py defaults; torch DDP gradient_as_bucket_view; FSDP limit_all_gathers",
+            "DeepSpeed partitioned_param_coordinator.py, HF 'auto' values; torch DDP gradient_as_bucket_view; "
+            "FSDP limit_all_gathers",
         ),
     ]
     for phase in est.phases:

@@ -40,7 +40,7 @@ from llmplan.formulas.model_states import (
     trainable_split,
 )
 from llmplan.formulas.overheads import Overheads, overheads
-from llmplan.formulas.peft import TrainableParams, lora_target_linears
+from llmplan.formulas.peft import IA3_DEFAULTS, TrainableParams, lora_target_linears
 from llmplan.specs.hardware import Cluster
 from llmplan.specs.model import ModelSpec
 from llmplan.specs.training import (
@@ -148,7 +148,10 @@ class TrainingEstimate:
 
 
 def adapted_linears(model: ModelSpec, job: TrainingJob) -> frozenset[str]:
-    """Module names (inside a block) of the linears carrying LoRA-family adapters; empty for other methods."""
+    """Module names (inside a block) of the linears carrying LoRA-family adapters or IA3 vectors (peft's IA3
+    default targets for the model type, IA3_DEFAULTS); empty for other methods."""
+    if job.method is Method.IA3 and model.model_type in IA3_DEFAULTS:
+        return memo_by_model(_adapted, model, IA3_DEFAULTS[model.model_type][0], False)
     if job.method not in (Method.LORA, Method.QLORA, Method.DORA, Method.ADALORA):
         return frozenset()
     return memo_by_model(_adapted, model, job.peft.lora_targets, job.method is not Method.ADALORA)

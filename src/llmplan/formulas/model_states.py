@@ -618,10 +618,10 @@ def _comm_buffers(
     reduce_bucket, prefetch, _ = ds_auto_buckets(model.hidden_size)
     if layout.fsdp is not None and job.precision is Precision.AMP_BF16:
         w = 2
-    if stage_k == 3 and layout.fsdp is None and n > 1:
+    if stage_k == 3 and layout.fsdp is None:
         kept_last = min(inv.layer_max, max(0, DS_MAX_REUSE - 2 * inv.head))
         live = max(inv.layer_max, inv.head + kept_last) + min(prefetch, DS_MAX_LIVE)
-        gather = min(live, inv.total) * w
+        gather = min(live, inv.total) * w if n > 1 else 0
     elif stage_k == 3:
         gather = min(inv.outer + 2 * inv.layer_max, inv.total) * w
     if trainable == 0:

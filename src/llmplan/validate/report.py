@@ -26,48 +26,47 @@ GIB = 2**30
 EXPLAIN_ABOVE_PCT = 8.0
 """A row's explanation is printed while its analytic |error| exceeds this (so a fixed row drops its note)."""
 
-_QWEN_LOSS = (
-    "Qwen v1's remote code computes CrossEntropyLoss on the model-dtype logits (modeling_qwen.py: "
-    "`shift_logits = lm_logits[..., :-1, :].contiguous()`, no fp32 upcast), while llmplan's logits term follows "
-    "transformers' ForCausalLMLoss, which upcasts to fp32: with a 151,936-token vocabulary one fp32 copy is "
-    "4.6 GiB at 8192 tokens, so the over-estimate grows with the sequence (owner: formulas/logits.py; needs a "
-    "per-model 'loss in fp32' fact in ModelSpec, false for model_type qwen)"
-)
 _SMALL_JOB = (
     "small job, fixed terms dominate: the README does not name its counter (taken as reserved); if it is "
     "nvidia-smi, the CUDA context (~0.5-1 GiB on CUDA 11.8) closes most of the gap"
 )
-_BF16_GRADS = (
-    "optimizer step: llmplan keeps the bf16 gradients alive next to their fp32 upcast (2 + 4 B/param) "
-    "while DeepSpeed ZeRO reduce-scatters bf16 gradients straight into the fp32 partition (4 B/param); "
-    "the same term makes every bf16-mixed full-training trace case +9 % (owner: formulas/model_states.py)"
+_QWEN_INT4 = (
+    "the error no longer grows with the sequence: under DeepSpeed (finetune_qlora_single_gpu.sh: fp16, ZeRO-2) "
+    "there is no torch.autocast, so Qwen v1's CrossEntropyLoss runs on the fp16 logits "
+    "(`ModelSpec.loss_fp32_upcast` False, modelled); the ~20 % left at every length sits in the base: the "
+    "Int4 model is GPTQ (group 128, AutoGPTQ kernels with their scratch buffers, as in qwen1-infer-7b-int4), "
+    "modelled as NF4, and ZeRO-2's two fp16 reduce buckets (overlap_comm, 2e8 elements each in Qwen's "
+    "ds_config_zero2.json, 0.75 GiB) are not added on one GPU (owner: estimate/training.py for the buckets; a "
+    "GPTQ base for QLoRA needs formulas/quant.py)"
+)
+_QWEN_Z3 = (
+    "DeepSpeed ZeRO-3 is modelled from its source (HF 'auto' buckets: 0.9·h² prefetch, h² reduce bucket, "
+    "10·h persistence threshold; the head kept gathered across the forward-backward turn; the 16-bit gradient "
+    "partition plus one fp32 sub-group at the step) and the loss runs in bf16 (no autocast under DeepSpeed); "
+    "not explained yet: a gap that does not grow with the sequence"
 )
 EXPLANATIONS: dict[str, str] = {
     "peftdoc-llama2-70b-lora-fsdp-8xh100": (
-        "the doc's figure is '72-80 GB' (72 taken, the upper end includes the state-dict save); the same job "
-        "under ZeRO-3 measured 64 GB, so FSDP's fp32 shards cost ~8 GB more, while llmplan's FSDP row holds "
-        "23 GiB more than its ZeRO-3 row: 16 GiB of fp32 shards (right: examples/sft loads the base in fp32) "
-        "plus 8.3 GiB of gathered units and buckets, about 2.6 layers at fp32 (3.2 GiB each), while FSDP "
-        "mixed precision (param_dtype bf16) gathers each unit in bf16, 1.6 GiB (owner: estimate/training.py, "
-        "FSDP gather buffers under AMP)"
+        "the doc's figure is '72-80 GB' (72 taken, the upper end includes the state-dict save); FSDP's units are "
+        "now gathered in bf16 (accelerate's MixedPrecision(param_dtype=bf16)), 4.2 GiB of root + two layers; "
+        "the rest is the 32 GiB of fp32 shards (examples/sft loads the base in fp32), 16 GiB more than the "
+        "ZeRO-3 row, while the measured rows differ by 7.5 GiB: either that run loaded the base in bf16 or "
+        "FSDP1's flat parameters hold less than the fp32 shard llmplan counts (not verified)"
     ),
-    "qwen1-7b-q-lora-seq8192-mem": _QWEN_LOSS,
-    "qwen1-72b-q-lora-seq8192-mem": _QWEN_LOSS,
-    "qwen1-1.8b-lora-seq8192-mem": _QWEN_LOSS,
+    "qwen1-7b-q-lora-seq256-mem": _QWEN_INT4,
+    "qwen1-7b-q-lora-seq2048-mem": _QWEN_INT4,
+    "qwen1-7b-q-lora-seq8192-mem": _QWEN_INT4,
+    "qwen1-14b-q-lora-seq2048-mem": _QWEN_INT4,
     "qwen1-1.8b-lora-seq256-mem": _SMALL_JOB,
-    "qwen1-7b-q-lora-seq256-mem": _SMALL_JOB + "; DeepSpeed ZeRO-2's fp16 reduce / all-gather buckets "
-    "(2e8 elements each in Qwen's ds_config_zero2.json) are not modelled for a single GPU",
-    "qwen1-7b-full-parameter-seq256-mem": _BF16_GRADS,
     "qwen1-1.8b-full-parameter-seq256-mem": (
         "the README lists this single-GPU full-parameter run without its DeepSpeed settings; modelled as "
-        "finetune_ds.sh's ZeRO-3 over one GPU, whose partition and prefetch buffers llmplan does not add when "
-        "nothing is sharded"
+        "finetune_ds.sh's ZeRO-3 over one GPU (nothing gathered, the 16-bit gradients plus one fp32 sub-group "
+        "of 1e9 elements at the step, the loss in bf16): about 6 GiB at both 256 and 8192 tokens are not "
+        "explained, so the run's settings likely differ"
     ),
-    "peft-metamath-ia3-mem": (
-        "peft's IA3 on a feed-forward module casts the module input to the fp32 adapter dtype and multiplies it "
-        "by the scaling vector (peft/tuners/ia3/layer.py `Linear.forward`); that fp32 input, b·s·intermediate·4 "
-        "bytes per layer (2.6 GiB over 28 layers here), is saved for backward and not counted (owner: "
-        "formulas/peft.py / formulas/activations.py)"
+    "qwen1-1.8b-full-parameter-seq8192-mem": (
+        "same constant ~6-7 GiB as the 256-token row (see there); the per-token slope now matches, with "
+        "Qwen v1's loss on the bf16 logits under DeepSpeed (no autocast)"
     ),
     "qwen1-infer-7b-int4-mem": (
         "AutoGPTQ's kernels allocate scratch buffers (exllama temp_state / temp_dq sized for max_input_len "
@@ -75,17 +74,18 @@ EXPLANATIONS: dict[str, str] = {
         "estimate/inference.py, a GPTQ kernel-workspace term)"
     ),
     "qwen1-7b-full-parameter-seq1024-mem": (
-        "DeepSpeed ZeRO-3 keeps prefetch and reduce buckets beyond the one gathered layer llmplan counts "
-        "(Qwen's ds_config_zero3.json: stage3_prefetch_bucket_size and reduce_bucket_size 'auto' = 0.9·h² and "
-        "h² elements, stage3_max_live_parameters 1e9)"
+        "the README's 7B full-parameter rows rise by 10.6 GiB per GPU from 256 to 1024 tokens (the 256-token "
+        "row is within 3 %), which no per-token term of a fully recomputed 7B model explains: its checkpointed "
+        "inputs and bf16 loss add under 1 GiB; the optimizer-step peak (bf16 gradient partition plus one fp32 "
+        "sub-group, DeepSpeed stage3.py) does not depend on the sequence"
     ),
-    "qwen1-72b-loradeepspeedzero3-seq2048-mem": (
-        "same DeepSpeed ZeRO-3 buffers as the full-parameter rows (prefetch / live-parameter limits of "
-        "Qwen's ds_config_zero3.json), which llmplan does not model beyond one gathered layer"
-    ),
+    "qwen1-72b-loradeepspeedzero3-seq2048-mem": _QWEN_Z3,
+    "qwen1-72b-loradeepspeedzero3-seq8192-mem": _QWEN_Z3,
     "peftdoc-llama2-70b-qlora-zero3-2x40gb": (
-        "DeepSpeed ZeRO-3 prefetch / live-parameter buffers (as above) and the nvidia-smi counter's context, "
-        "read off a screenshot"
+        "DeepSpeed ZeRO-3's gathers and buckets are modelled (see the Qwen ZeRO-3 rows), but the gathered units "
+        "are counted at 2 B per weight while bnb_4bit_quant_storage=bf16 packs NF4 at ~0.5 B, so the base's "
+        "share is over-counted and the real gap is larger; the nvidia-smi figure is read off a screenshot "
+        "(owner: formulas/model_states.py, quantized gather units)"
     ),
     "peftdoc-llama2-70b-qlora-fsdp-cpuoffload-2x24gb": (
         "not explained yet: with FSDP CPU parameter offload the GPU holds the gathered unit and its prefetched "
@@ -96,11 +96,6 @@ EXPLANATIONS: dict[str, str] = {
 """Row id -> why the analytic figure is far from the measured one (the mechanism, not a tuned constant)."""
 
 TRACE_EXPLANATIONS: dict[str, str] = {
-    "llama-ia3-s1024": (
-        "peft's IA3 casts a feed-forward module's input to the fp32 adapter dtype and saves it for the scaling's "
-        "gradient (peft/tuners/ia3/layer.py); not counted (owner: formulas/peft.py / activations.py); the same "
-        "term explains the MetaMathQA IA3 row"
-    ),
     "gemma2-infer-b2-p2048-d16": (
         "Gemma 2 runs eager attention (soft-capping): the prefill materialises b·heads·s² scores and "
         "probabilities; InferenceJob has no attention implementation, so the estimate assumes SDPA (owner: "
