@@ -15,6 +15,7 @@ from llmplan.formulas.quant import weight_bytes
 from llmplan.loading import load_model
 from llmplan.specs.hardware import Cluster
 from llmplan.specs.inference import InferenceJob, QuantFormat
+from llmplan.units import GIB
 
 
 def inference_rules() -> tuple[RuleCase, ...]:
@@ -43,8 +44,9 @@ def inference_rules() -> tuple[RuleCase, ...]:
             "Llama-2-7B fp16, 1 × 2048 tokens, HF, A100 (device)",
             1.2 * w16,
             short.memory.device_bytes,
-            "holds for one short sequence (1 GiB KV + 0.5 GiB context ≈ 1.13×); the KV cache grows with "
-            "context × batch",
+            f"holds for one short sequence ({short.memory.kv_cache_bytes / GIB:.0f} GiB KV + "
+            f"{short.memory.non_torch_bytes / GIB:.1f} GiB context ≈ {short.memory.device_bytes / w16:.2f}×); "
+            "the KV cache grows with context × batch",
         ),
         RuleCase(
             "001",
@@ -52,7 +54,9 @@ def inference_rules() -> tuple[RuleCase, ...]:
             "Llama-2-7B fp16, 16 × 4096 tokens, HF, A100 (device)",
             1.2 * w16,
             busy.memory.device_bytes,
-            "32 GiB of KV cache (2·32·32·128·4096·2 B per sequence × 16) make it 4.0× the weights (activations of a 16 × 4096 prefill add 4 GiB)",
+            f"{busy.memory.kv_cache_bytes / GIB:.0f} GiB of KV cache (2·32·32·128·4096·2 B per sequence × 16) make "
+            f"it {busy.memory.device_bytes / w16:.1f}× the weights (the prefill of 16 × 4096 tokens adds "
+            f"{busy.memory.activation_peak_bytes / GIB:.1f} GiB of activations)",
         ),
         RuleCase(
             "002",
