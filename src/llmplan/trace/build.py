@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import contextlib
 import importlib
+import logging
 import math
 from collections.abc import Iterator
 from typing import Any
@@ -18,8 +19,15 @@ from llmplan.specs.model import ModelSpec
 from llmplan.specs.training import AttentionImpl, Layout, Method, Precision, Recompute, TrainingJob
 
 
+# Import-time chatter that says nothing about a trace: torchao logs every CUDA-only extension a CPU build
+# cannot load, and torch's pytree logs a deprecation for each enum torchao registers.
+_QUIET_LOGGERS = ("torchao", "torch.utils._pytree")
+
+
 def require(module: str = "torch") -> Any:
     """Import torch / transformers / peft, or raise MissingExtraError naming the `trace` extra."""
+    for name in _QUIET_LOGGERS:
+        logging.getLogger(name).setLevel(logging.ERROR)
     try:
         return importlib.import_module(module)
     except ImportError:
