@@ -18,7 +18,6 @@ from llmplan.errors import LlmplanError, MissingExtraError, UnsupportedModelErro
 from llmplan.specs.model import ModelSpec
 from llmplan.specs.training import AttentionImpl, Layout, Method, Precision, Recompute, TrainingJob
 
-
 # Import-time chatter that says nothing about a trace: torchao logs every CUDA-only extension a CPU build
 # cannot load, and torch's pytree logs a deprecation for each enum torchao registers.
 _QUIET_LOGGERS = ("torchao", "torch.utils._pytree")
