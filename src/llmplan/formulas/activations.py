@@ -53,7 +53,15 @@ from llmplan.formulas.layer_activations import (
 from llmplan.formulas.logits import HeadBytes, head_bytes
 from llmplan.formulas.model_states import memo_by_model
 from llmplan.specs.model import Block, ModelSpec, PositionKind
-from llmplan.specs.training import Layout, Method, PipelineSchedule, Precision, Recompute, TrainingJob
+from llmplan.specs.training import (
+    Layout,
+    Method,
+    PipelineSchedule,
+    Precision,
+    Recompute,
+    TrainingJob,
+    ZeroStage,
+)
 
 
 @dataclass(frozen=True, slots=True)
@@ -197,7 +205,22 @@ def _head(ctx: LayerContext) -> HeadBytes:
         tp=ctx.layout.tp,
         sequence_parallel=ctx.layout.sequence_parallel,
         chunked=job.chunked_ce,
+        loss_elem_bytes=FP32 if loss_in_fp32(ctx) else ctx.e,
     )
+
+
+def loss_in_fp32(ctx: LayerContext) -> bool:
+    """True when the cross-entropy runs in fp32: the model's loss upcasts the logits
+    (`ModelSpec.loss_fp32_upcast`, transformers' ForCausalLMLoss), the compute dtype is fp32, or the step runs
+    under torch.autocast, whose fp32 list holds cross_entropy / log_softmax / nll_loss (torch.amp docs). Under
+    autocast: amp-bf16, and pure 16-bit weights trained without DeepSpeed, taken as the HF Trainer with
+    `bf16=True` / `fp16=True`, which autocasts unless "deepspeed ... manage their own half precision"
+    (transformers trainer.py; Qwen's finetune_lora_single_gpu.sh). DeepSpeed's fp16 / bf16 engines and the
+    master-weight precisions (Megatron, FSDP2 MixedPrecisionPolicy) cast the model and do not autocast."""
+    job = ctx.job
+    if ctx.model.loss_fp32_upcast or ctx.e == FP32 or job.precision is Precision.AMP_BF16:
+        return True
+    return job.precision in (Precision.BF16, Precision.FP16) and ctx.layout.zero is ZeroStage.NONE
 
 
 def _stage_layers(layers: int, pp: int) -> list[tuple[int, int]]:

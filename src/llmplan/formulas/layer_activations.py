@@ -326,7 +326,10 @@ def _gemm_input_terms(
                 # (mag_norm_scale - 1) * base_result and mag_norm_scale * lora_result save both results
                 adds += e * lin.out_features + FP32 * lin.out_features
         elif job.method is Method.IA3 and _is_adapted(ctx, lin):
-            adds += e * (lin.in_features if row else lin.out_features)  # x or y saved for grad of l
+            # peft/tuners/ia3/layer.py Linear.forward: a feed-forward target casts its input to the dtype of
+            # the fp32 vector l (`x.to(dtype)`) and scales it; the product saves that fp32 copy for l's
+            # gradient. The other targets scale the base output y, saved in the compute dtype.
+            adds += FP32 * lin.in_features if row else e * lin.out_features
         if row:
             sharded += adds
         else:
@@ -465,4 +468,10 @@ def layer_transient(ctx: LayerContext, block: Block) -> int:
             // tp
             for lin in adapted
         )
+    if job.method is Method.IA3:
+        # backward of IA3's fp32 scaling of a feed-forward input (peft/tuners/ia3/layer.py): the fp32 gradient
+        # of the product (the bf16 cast's backward), the fp32 input gradient and the (T, in) product summed
+        # into l's gradient, alive together in the multiplication's backward
+        ff = [lin.in_features for lin in block.linears if lin.tp is TpSplit.ROW and _is_adapted(ctx, lin)]
+        weights = max(weights, 3 * FP32 * max(ff, default=0) * tokens // tp)
     return max(mlp, scores, weights)
