@@ -68,6 +68,10 @@ class ConfigView:
             raise SpecError(key, f"{value!r} in {self.source} is not a string")
         return value
 
+    def torch_dtype(self, default: str) -> str:
+        """The published weights' dtype: `torch_dtype`, or `dtype` as transformers v5 writes it."""
+        return self.str("torch_dtype", self.str("dtype", default))
+
     def divides(self, numerator_key: str, numerator: int, denominator_key: str, denominator: int) -> None:
         """Require `denominator` to divide `numerator`, naming both keys when it does not."""
         if numerator % denominator:

@@ -60,7 +60,7 @@ def baichuan(cfg: ConfigView) -> ModelSpec:
         rope_theta=10000.0 if rope else None,
         tie_word_embeddings=cfg.bool("tie_word_embeddings", False),
         native_transformers=False,
-        torch_dtype=cfg.str("torch_dtype", "bfloat16"),
+        torch_dtype=cfg.torch_dtype("bfloat16"),
         embedding=(b.embedding("model.embed_tokens.weight", shape.vocab, shape.hidden),),
         layers=(block,) * shape.layers,
         final=b.norm("model.norm", shape.hidden, NormKind.RMS),

@@ -59,7 +59,7 @@ def bloom(cfg: ConfigView) -> ModelSpec:
         position=PositionKind.ALIBI,
         max_position_embeddings=cfg.int("seq_length", TRAINED_CONTEXT),
         tie_word_embeddings=cfg.bool("tie_word_embeddings", True),
-        torch_dtype=cfg.str("torch_dtype", cfg.str("dtype", "bfloat16")),
+        torch_dtype=cfg.torch_dtype("bfloat16"),
         embedding=(
             b.embedding("transformer.word_embeddings.weight", vocab, hidden),
             *b.norm("transformer.word_embeddings_layernorm", hidden, layer_norm),

@@ -167,7 +167,7 @@ def deepseek(cfg: ConfigView) -> ModelSpec:
         rope_theta=theta,
         rope_scaling=scaling,
         tie_word_embeddings=cfg.bool("tie_word_embeddings", False),
-        torch_dtype=cfg.str("torch_dtype", cfg.str("dtype", "bfloat16")),
+        torch_dtype=cfg.torch_dtype("bfloat16"),
         moe=moe,
         mla=mla,
         embedding=(b.embedding("model.embed_tokens.weight", vocab, hidden),),

@@ -87,7 +87,7 @@ def falcon(cfg: ConfigView) -> ModelSpec:
         rope_scaling=scaling,
         tie_word_embeddings=cfg.bool("tie_word_embeddings", True),
         parallel_attention=cfg.bool("parallel_attn", True),
-        torch_dtype=cfg.str("torch_dtype", cfg.str("dtype", "bfloat16")),
+        torch_dtype=cfg.torch_dtype("bfloat16"),
         embedding=(b.embedding("transformer.word_embeddings.weight", vocab, hidden),),
         layers=(block,) * layers,
         final=b.norm("transformer.ln_f", hidden, NormKind.LAYER),

@@ -61,7 +61,7 @@ def gpt2(cfg: ConfigView) -> ModelSpec:
         position=PositionKind.LEARNED,
         max_position_embeddings=positions,
         tie_word_embeddings=cfg.bool("tie_word_embeddings", True),
-        torch_dtype=cfg.str("torch_dtype", cfg.str("dtype", "float32")),
+        torch_dtype=cfg.torch_dtype("float32"),
         embedding=(
             b.embedding("transformer.wte.weight", vocab, hidden),
             Tensor("transformer.wpe.weight", positions * hidden, Group.POSITION),

@@ -63,7 +63,7 @@ def gpt_neox(cfg: ConfigView) -> ModelSpec:
         rope_scaling=scaling,
         tie_word_embeddings=cfg.bool("tie_word_embeddings", False),
         parallel_attention=cfg.bool("use_parallel_residual", True),
-        torch_dtype=cfg.str("torch_dtype", cfg.str("dtype", "float16")),
+        torch_dtype=cfg.torch_dtype("float16"),
         embedding=(b.embedding("gpt_neox.embed_in.weight", vocab, hidden),),
         layers=(block,) * layers,
         final=b.norm("gpt_neox.final_layer_norm", hidden, NormKind.LAYER),

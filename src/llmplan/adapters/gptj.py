@@ -56,7 +56,7 @@ def gptj(cfg: ConfigView) -> ModelSpec:
         rope_theta=10000.0,
         tie_word_embeddings=cfg.bool("tie_word_embeddings", False),
         parallel_attention=True,
-        torch_dtype=cfg.str("torch_dtype", cfg.str("dtype", "float32")),
+        torch_dtype=cfg.torch_dtype("float32"),
         embedding=(b.embedding("transformer.wte.weight", vocab, hidden),),
         layers=(block,) * layers,
         final=b.norm("transformer.ln_f", hidden, NormKind.LAYER),

@@ -60,7 +60,7 @@ def internlm2(cfg: ConfigView) -> ModelSpec:
         rope_scaling=scaling,
         tie_word_embeddings=cfg.bool("tie_word_embeddings", False),
         native_transformers=False,
-        torch_dtype=cfg.str("torch_dtype", "bfloat16"),
+        torch_dtype=cfg.torch_dtype("bfloat16"),
         embedding=(b.embedding("model.tok_embeddings.weight", shape.vocab, shape.hidden),),
         layers=(block,) * shape.layers,
         final=b.norm("model.norm", shape.hidden, NormKind.RMS),

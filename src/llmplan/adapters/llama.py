@@ -120,7 +120,7 @@ def spec(
         sliding_window=window,
         tie_word_embeddings=cfg.bool("tie_word_embeddings", tie_default),
         native_transformers=native,
-        torch_dtype=cfg.str("torch_dtype", cfg.str("dtype", "bfloat16")),
+        torch_dtype=cfg.torch_dtype("bfloat16"),
         moe=moe,
         embedding=(b.embedding("model.embed_tokens.weight", shape.vocab, shape.hidden),),
         layers=tuple(blocks),

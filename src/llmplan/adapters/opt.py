@@ -86,7 +86,7 @@ def opt(cfg: ConfigView) -> ModelSpec:
         position=PositionKind.LEARNED,
         max_position_embeddings=positions,
         tie_word_embeddings=cfg.bool("tie_word_embeddings", True),
-        torch_dtype=cfg.str("torch_dtype", cfg.str("dtype", "float16")),
+        torch_dtype=cfg.torch_dtype("float16"),
         embedding=embedding,
         layers=(block,) * layers,
         final=final,

@@ -58,7 +58,7 @@ def starcoder2(cfg: ConfigView) -> ModelSpec:
         rope_scaling=scaling,
         sliding_window=window,
         tie_word_embeddings=cfg.bool("tie_word_embeddings", True),
-        torch_dtype=cfg.str("torch_dtype", cfg.str("dtype", "bfloat16")),
+        torch_dtype=cfg.torch_dtype("bfloat16"),
         embedding=(b.embedding("model.embed_tokens.weight", shape.vocab, shape.hidden),),
         layers=(block,) * shape.layers,
         final=b.norm("model.norm", shape.hidden, NormKind.LAYER),
