@@ -8,7 +8,7 @@ from conftest import LLAMA_2_7B
 
 from llmplan.adapters import parse_config
 from llmplan.formulas.logits import head_bytes
-from llmplan.formulas.model_states import DS_SUB_GROUP, ds_auto_buckets, model_states, rank_inventory
+from llmplan.formulas.model_states import model_states, rank_inventory
 from llmplan.specs.training import (
     FsdpStrategy,
     Layout,
@@ -19,6 +19,7 @@ from llmplan.specs.training import (
     TrainingJob,
     ZeroStage,
 )
+from llmplan.stacks import DS_DEFAULT, DS_HF_AUTO
 
 LLAMA = parse_config(LLAMA_2_7B, "llama-2-7b (tests/conftest.py)")
 QWEN_7B = {
@@ -48,7 +49,9 @@ def test_fsdp_amp_gathers_units_in_bf16() -> None:
 
 
 def test_deepspeed_zero3_buckets_follow_hf_auto_values() -> None:
-    reduce_bucket, prefetch, threshold = ds_auto_buckets(4096)
+    auto = DS_HF_AUTO
+    reduce_bucket = auto.reduce_bucket_zero3.elems(4096)
+    prefetch, threshold = auto.prefetch_bucket.elems(4096), auto.persistence_threshold.elems(4096)
     assert (reduce_bucket, prefetch, threshold) == (4096**2, 15_099_494, 40_960)
     ms = model_states(LLAMA, TrainingJob(), Layout(dp=8, zero=ZeroStage.PARAMETERS))
     assert ms.reduce_buffers_bytes == 2 * reduce_bucket
@@ -64,16 +67,16 @@ def test_deepspeed_zero3_keeps_head_gathered_across_the_turn() -> None:
     distance, so the last layer is released after its forward."""
     qwen = parse_config(QWEN_7B, "qwen-7b (inline)")
     ms = model_states(qwen, TrainingJob(), Layout(dp=2, zero=ZeroStage.PARAMETERS))
-    assert ms.gather_buffers_bytes == 2 * (151936 * 4096 + ds_auto_buckets(4096)[1])
+    assert ms.gather_buffers_bytes == 2 * (151936 * 4096 + DS_HF_AUTO.prefetch_bucket.elems(4096))
 
 
 def test_deepspeed_zero3_step_casts_one_sub_group_to_fp32() -> None:
     """The 16-bit gradient partition stays; one sub-group (1e9 elements) is flattened (2 B) and cast (4 B)."""
     job = TrainingJob(precision=Precision.BF16_MIXED, optimizer_impl=OptimizerImpl.FUSED)
     ms = model_states(LLAMA, job, Layout(dp=2, zero=ZeroStage.PARAMETERS))
-    assert ms.step_gradients_bytes == ms.gradients_bytes + min(DS_SUB_GROUP, ms.trainable_on_rank) * 6
+    assert ms.step_gradients_bytes == ms.gradients_bytes + min(DS_DEFAULT.sub_group, ms.trainable_on_rank) * 6
     small = model_states(LLAMA, job, Layout(dp=8, zero=ZeroStage.PARAMETERS))
-    assert small.trainable_on_rank < DS_SUB_GROUP
+    assert small.trainable_on_rank < DS_DEFAULT.sub_group
     assert small.step_gradients_bytes == small.gradients_bytes + small.trainable_on_rank * 6
 
 

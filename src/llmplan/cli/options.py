@@ -18,6 +18,7 @@ from llmplan.specs.training import (
     PeftSpec,
     Precision,
     Recompute,
+    Stack,
     TrainingJob,
     ZeroStage,
 )
@@ -49,6 +50,10 @@ DpOption = Annotated[int, typer.Option("--dp", help="Data-parallel degree.")]
 TpOption = Annotated[int, typer.Option("--tp", help="Tensor-parallel degree.")]
 PpOption = Annotated[int, typer.Option("--pp", help="Pipeline-parallel degree.")]
 ZeroOption = Annotated[int, typer.Option("--zero", help="DeepSpeed ZeRO stage (0-3).")]
+StackOption = Annotated[
+    Stack,
+    typer.Option("--stack", help="Training software; its defaults (buckets, autocast, NCCL) are printed."),
+]
 FsdpOption = Annotated[FsdpStrategy | None, typer.Option("--fsdp", help="FSDP sharding strategy.")]
 
 

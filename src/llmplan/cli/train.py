@@ -27,7 +27,9 @@ from llmplan.specs.training import (
     OptimizerImpl,
     Precision,
     Recompute,
+    Stack,
 )
+from llmplan.units import MIB
 
 
 class OffloadWhat(str, Enum):
@@ -83,6 +85,7 @@ def train(
     ] = False,
     zero: Annotated[int, typer.Option("--zero", help="DeepSpeed ZeRO stage 0-3.")] = 0,
     fsdp: o.FsdpOption = None,
+    stack: o.StackOption = Stack.HF_TRAINER,
     offload: Annotated[OffloadWhat | None, typer.Option("--offload", help="What to offload.")] = None,
     offload_target: Annotated[
         OffloadTarget, typer.Option("--offload-target", help="cpu or nvme.")
@@ -111,7 +114,7 @@ def train(
         packing=packing,
         chunked_ce=chunked_ce,
     )
-    lay = _layout(gpus, dp, tp, pp, cp, ep, sequence_parallel, zero, fsdp, offload, offload_target)
+    lay = _layout(gpus, dp, tp, pp, cp, ep, sequence_parallel, zero, fsdp, offload, offload_target, stack)
     cluster = _cluster(acc, gpus, gpus_per_node)
     est = estimate_training(spec, job, lay, cluster)
     tips = suggest(spec, job, lay, cluster, baseline=est)
@@ -124,7 +127,7 @@ def train(
         _print_explain(steps)
 
 
-def _layout(gpus, dp, tp, pp, cp, ep, sequence_parallel, zero, fsdp, offload, target) -> Layout:
+def _layout(gpus, dp, tp, pp, cp, ep, sequence_parallel, zero, fsdp, offload, target, stack) -> Layout:
     stage = o.zero_stage(zero)
     if dp is None:
         if gpus % (tp * pp * cp):
@@ -143,6 +146,7 @@ def _layout(gpus, dp, tp, pp, cp, ep, sequence_parallel, zero, fsdp, offload, ta
         fsdp=fsdp,
         offload_optimizer=opt,
         offload_params=par,
+        stack=stack,
     )
 
 
@@ -196,8 +200,33 @@ def _print(est: TrainingEstimate, tips: tuple[Suggestion, ...]) -> None:
         )
     if not est.fits and not tips:
         console.print("no single change from the ladder makes it fit; try more GPUs with --zero 3")
+    _print_stack(est)
     for note in est.notes:
         console.print(f"note: {note}")
+
+
+def _print_stack(est: TrainingEstimate) -> None:
+    """The stack defaults the estimate used (llmplan.stacks), so that no assumption is hidden."""
+    st, lay = est.stack, est.layout
+    cast = "under autocast (fp32 loss)" if st.autocast else "without autocast"
+    loss = "; the stack's own fp32 loss" if st.loss_fp32 else ""
+    console.print(
+        f"stack {st.stack.value} (--stack; defaults in llmplan.stacks): pure 16-bit weights {cast}{loss}; NCCL "
+        f"{st.nccl_bytes_per_communicator // MIB} MiB per communicator; PYTORCH_CUDA_ALLOC_CONF "
+        f"{st.alloc_conf or 'PyTorch default'}"
+    )
+    if lay.fsdp is None and lay.zero > 0:
+        console.print(
+            f"  DeepSpeed: reduce_bucket_size {st.ds_reduce_bucket_elems:,}, stage3_prefetch_bucket_size "
+            f"{st.ds_prefetch_elems:,}, stage3_param_persistence_threshold {st.ds_persistence_threshold_elems:,}, "
+            f"stage3_max_live_parameters {st.ds_max_live_elems:,}, sub_group_size {st.ds_sub_group_elems:,}"
+        )
+    elif lay.fsdp is not None:
+        gathers = "bf16 (mixed-precision policy)" if st.fsdp_gather_16bit else "the parameters' dtype"
+        console.print(f"  FSDP: {st.fsdp_prefetch_units} unit(s) prefetched, units gathered in {gathers}")
+    elif lay.dp * lay.cp > 1:
+        copy = "a bucket copy of every gradient" if st.ddp_bucket_copy else "gradients as bucket views"
+        console.print(f"  DDP: {copy}")
 
 
 def _print_explain(steps: tuple[ExplainStep, ...]) -> None:

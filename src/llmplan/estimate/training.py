@@ -52,6 +52,8 @@ from llmplan.specs.training import (
     Recompute,
     TrainingJob,
 )
+from llmplan.stacks import StackSettings
+from llmplan.stacks import resolve as resolve_stack
 
 
 class Phase(str, Enum):
@@ -140,6 +142,8 @@ class TrainingEstimate:
     model_states: ModelStates
     activations: ActivationBreakdown
     overheads: Overheads
+    stack: StackSettings
+    """The training stack's defaults as resolved for this model and layout (`llmplan.stacks`)."""
     notes: tuple[str, ...]
 
     @property
@@ -172,13 +176,14 @@ def estimate_training(
 
     validate_layout(model, layout, cluster)
     validate_job(model, job, layout, cluster)
+    stack = resolve_stack(layout, model.hidden_size)
     split = trainable_split(model, job)
     adapted = adapted_linears(model, job)
-    act = training_activations(model, job, layout, adapted)
+    act = training_activations(model, job, layout, adapted, stack=stack)
     # formulas.activations reports the busier of the first stage (most micro-batches in flight) and the last
     # (the head); the model states are those of the same stage.
     stage = layout.pp - 1 if layout.pp > 1 and act.logits_loss_bytes else 0
-    return _estimate_stage(model, job, layout, cluster, act, stage, split)
+    return _estimate_stage(model, job, layout, cluster, act, stage, split, stack)
 
 
 def _estimate_stage(
@@ -189,14 +194,17 @@ def _estimate_stage(
     act: ActivationBreakdown,
     stage: int,
     split: TrainableParams,
+    stack: StackSettings,
 ) -> TrainingEstimate:
     notes: list[str] = []
-    ms = model_states(model, job, layout, stage=stage, gpus_per_node=cluster.gpus_per_node, split=split)
+    ms = model_states(
+        model, job, layout, stage=stage, gpus_per_node=cluster.gpus_per_node, split=split, stack=stack
+    )
     saved = act.layers_bytes + act.embedding_bytes
     logits = act.logits_loss_bytes
     host, nvme = ms.host_bytes + act.host_bytes, ms.nvme_bytes
     last_layer = min(act.layers_bytes, act.per_layer_bytes)
-    extra = _weight_copies(model, job, layout, stage)
+    extra = _weight_copies(model, job, layout, stage, stack)
     accum = ms.gradients_bytes if job.grad_accum_steps > 1 else 0
     # DDP's bucket copies and DeepSpeed ZeRO-3's contiguous reduce bucket exist from the first step to the last
     deepspeed_z3 = layout.sharding_stage == 3 and layout.fsdp is None
@@ -238,7 +246,9 @@ def _estimate_stage(
     peak = max(phases, key=lambda p: p.total)
     acc = cluster.accelerator
     communicators = sum(1 for d in (layout.dp, layout.tp, layout.pp, layout.cp, layout.ep) if d > 1)
-    ov = overheads(acc, peak.total, communicators)
+    ov = overheads(
+        acc, peak.total, communicators, nccl_per_communicator_bytes=stack.nccl_bytes_per_communicator
+    )
     allocated = peak.total + ov.cublas_workspace_bytes
     reserved = allocated + ov.allocator_gap_bytes
     device = reserved + ov.cuda_context_bytes + ov.nccl_bytes
@@ -287,24 +297,28 @@ def _estimate_stage(
         model_states=ms,
         activations=act,
         overheads=ov,
+        stack=stack,
         notes=tuple(notes),
     )
 
 
-def _weight_copies(model: ModelSpec, job: TrainingJob, layout: Layout, stage: int) -> int:
+def _weight_copies(
+    model: ModelSpec, job: TrainingJob, layout: Layout, stage: int, stack: StackSettings
+) -> int:
     """Transient weight copies alive from forward into backward.
 
     amp-bf16: every fp32 linear weight cast to bf16 inside the autocast region is saved for backward (the
     matmul needs it for the input gradient; trainable leaves are also in autocast's cast cache,
     aten/src/ATen/autocast_mode.cpp `cached_cast`): 2 bytes per linear weight on the rank. With full
     recomputation a layer's casts die with its forward, so one layer's worth is alive at a time. Under FSDP
-    the mixed-precision policy all-gathers the parameters in bf16 already: no copies (the gathered units are
+    with a bf16 mixed-precision policy (`stack.fsdp_gather_16bit`) the parameters are all-gathered in bf16
+    already: no copies (the gathered units are
     the communication buffers). fp8-mixed: Transformer Engine keeps an fp8 copy of each linear weight and its
     transpose (1 + 1 bytes per weight).
     """
     if job.precision not in (Precision.AMP_BF16, Precision.FP8_MIXED):
         return 0
-    if job.precision is Precision.AMP_BF16 and layout.fsdp is not None:
+    if job.precision is Precision.AMP_BF16 and layout.fsdp is not None and stack.fsdp_gather_16bit:
         return 0
     inv = rank_inventory(model, layout.tp, layout.ep, layout.pp, stage)
     if job.precision is Precision.AMP_BF16 and job.recompute is Recompute.FULL:

@@ -60,8 +60,9 @@ from llmplan.specs.training import (
     Precision,
     Recompute,
     TrainingJob,
-    ZeroStage,
 )
+from llmplan.stacks import StackSettings
+from llmplan.stacks import resolve as resolve_stack
 
 
 @dataclass(frozen=True, slots=True)
@@ -92,12 +93,18 @@ class ActivationBreakdown:
 
 
 def training_activations(
-    model: ModelSpec, job: TrainingJob, layout: Layout, adapted: frozenset[str] = frozenset()
+    model: ModelSpec,
+    job: TrainingJob,
+    layout: Layout,
+    adapted: frozenset[str] = frozenset(),
+    *,
+    stack: StackSettings | None = None,
 ) -> ActivationBreakdown:
     """Activation bytes of one training step on the busiest rank.
 
     `adapted`: leaf (or full) names of the linears carrying LoRA / DoRA / AdaLoRA / IA3 adapters
-    (formulas/peft.py `lora_target_linears`). Pipeline parallel: the breakdown is that of stage 0 (most
+    (formulas/peft.py `lora_target_linears`). `stack`: the training stack's resolved defaults (autocast and
+    loss dtype, `llmplan.stacks.resolve`, which the estimate calls), else those of `layout.stack`. Pipeline parallel: the breakdown is that of stage 0 (most
     micro-batches in flight) or of the last stage (the head), whichever is larger.
     """
     ctx = layer_context(model, job, layout, adapted)
@@ -123,7 +130,8 @@ def training_activations(
     transient = max((layer_transient(ctx, b) for b in kinds), default=0)
     if job.recompute is not Recompute.NONE:
         transient += max(p - k for p, k in zip(per_layer, kept, strict=True)) if per_layer else 0
-    head = _head(ctx)
+    st = stack or resolve_stack(layout, model.hidden_size)
+    head = _head(ctx, st)
     embed = _embedding_bytes(ctx)
     stages = _stage_layers(model.num_hidden_layers, layout.pp)
     m = job.grad_accum_steps
@@ -185,7 +193,7 @@ def _embedding_bytes(ctx: LayerContext) -> int:
     return total
 
 
-def _head(ctx: LayerContext) -> HeadBytes:
+def _head(ctx: LayerContext, stack: StackSettings) -> HeadBytes:
     model, job = ctx.model, ctx.job
     trains = job.method in (Method.FULL, Method.FREEZE)
     return head_bytes(
@@ -205,22 +213,23 @@ def _head(ctx: LayerContext) -> HeadBytes:
         tp=ctx.layout.tp,
         sequence_parallel=ctx.layout.sequence_parallel,
         chunked=job.chunked_ce,
-        loss_elem_bytes=FP32 if loss_in_fp32(ctx) else ctx.e,
+        loss_elem_bytes=FP32 if loss_in_fp32(ctx, stack) else ctx.e,
     )
 
 
-def loss_in_fp32(ctx: LayerContext) -> bool:
+def loss_in_fp32(ctx: LayerContext, stack: StackSettings) -> bool:
     """True when the cross-entropy runs in fp32: the model's loss upcasts the logits
-    (`ModelSpec.loss_fp32_upcast`, transformers' ForCausalLMLoss), the compute dtype is fp32, or the step runs
-    under torch.autocast, whose fp32 list holds cross_entropy / log_softmax / nll_loss (torch.amp docs). Under
-    autocast: amp-bf16, and pure 16-bit weights trained without DeepSpeed, taken as the HF Trainer with
-    `bf16=True` / `fp16=True`, which autocasts unless "deepspeed ... manage their own half precision"
-    (transformers trainer.py; Qwen's finetune_lora_single_gpu.sh). DeepSpeed's fp16 / bf16 engines and the
+    (`ModelSpec.loss_fp32_upcast`, transformers' ForCausalLMLoss), the stack's own loss does
+    (`stack.loss_fp32`: torchtune, torchtitan, Megatron), the compute dtype is fp32, or the step runs under
+    torch.autocast, whose fp32 list holds cross_entropy / log_softmax / nll_loss (torch.amp docs). Under
+    autocast: amp-bf16, and pure 16-bit weights when the stack autocasts them (`stack.autocast`: the HF
+    Trainer with `bf16=True` / `fp16=True` autocasts unless "deepspeed ... manage their own half precision",
+    transformers trainer.py; Qwen's finetune_lora_single_gpu.sh). DeepSpeed's fp16 / bf16 engines and the
     master-weight precisions (Megatron, FSDP2 MixedPrecisionPolicy) cast the model and do not autocast."""
     job = ctx.job
-    if ctx.model.loss_fp32_upcast or ctx.e == FP32 or job.precision is Precision.AMP_BF16:
+    if ctx.model.loss_fp32_upcast or stack.loss_fp32 or ctx.e == FP32 or job.precision is Precision.AMP_BF16:
         return True
-    return job.precision in (Precision.BF16, Precision.FP16) and ctx.layout.zero is ZeroStage.NONE
+    return job.precision in (Precision.BF16, Precision.FP16) and stack.autocast
 
 
 def _stage_layers(layers: int, pp: int) -> list[tuple[int, int]]:

@@ -62,6 +62,8 @@ from llmplan.specs.training import (
     Precision,
     TrainingJob,
 )
+from llmplan.stacks import StackSettings
+from llmplan.stacks import resolve as resolve_stack
 
 WEIGHT_BYTES = {
     Precision.FP32: 4,
@@ -104,30 +106,11 @@ FOR_LOOP_TEMPS = 2
 temporaries of one parameter for an instant; HF Adafactor's `update = grad**2 + eps` and its approximation
 also two."""
 
-DS_REDUCE_BUCKET = 500_000_000
-"""DeepSpeed `reduce_bucket_size` default, elements (deepspeed/runtime/zero/config.py); ZeRO-1/2."""
-DS_MAX_LIVE = 1_000_000_000
-"""DeepSpeed ZeRO-3 `stage3_max_live_parameters` default, elements."""
-DS_MAX_REUSE = 1_000_000_000
-"""DeepSpeed ZeRO-3 `stage3_max_reuse_distance` default, elements: a parameter is not released after its
-module ran when the module trace uses it again within this many parameter elements
-(deepspeed/runtime/zero/partitioned_param_coordinator.py `__params_to_release`)."""
-DS_SUB_GROUP = 1_000_000_000
-"""DeepSpeed ZeRO-3 `sub_group_size` default (config.py; Qwen's ds_config_zero3.json sets the same 1e9): the
-optimizer step and NVMe swapping work sub-group by sub-group."""
 DS_NVME_OPT_BUFFERS = 4
 """DeepSpeed `offload_optimizer.buffer_count` default (pinned swap buffers of one sub-group each)."""
 DS_NVME_PARAM_BUFFERS = 5
 DS_NVME_PARAM_BUFFER_SIZE = 100_000_000
 """DeepSpeed `offload_param.buffer_count` / `buffer_size` defaults (elements)."""
-
-
-def ds_auto_buckets(hidden: int) -> tuple[int, int, int]:
-    """(reduce_bucket_size, stage3_prefetch_bucket_size, stage3_param_persistence_threshold), elements, as
-    transformers fills DeepSpeed's "auto" values from the model's hidden size h: h², 0.9·h², 10·h
-    (transformers integrations/deepspeed.py `HfTrainerDeepSpeedConfig.trainer_config_finalize`). The HF
-    Trainer / accelerate path with "auto" (Qwen's ds_config_zero3.json) is the ZeRO-3 configuration assumed."""
-    return hidden * hidden, int(0.9 * hidden * hidden), 10 * hidden
 
 
 @dataclass(frozen=True, slots=True)
@@ -332,17 +315,20 @@ def _adapter_on_rank(
     return (-(-total * local // whole), factored) if whole else (0, 0)
 
 
-def ds_persistent_elems(model: ModelSpec, job: TrainingJob, tp: int, pp: int, stage: int) -> int:
+def ds_persistent_elems(
+    model: ModelSpec, job: TrainingJob, tp: int, pp: int, stage: int, threshold: int
+) -> int:
     """Elements of the parameters DeepSpeed ZeRO-3 leaves unpartitioned on every rank: each tensor of at most
-    `stage3_param_persistence_threshold` elements (10·h, `ds_auto_buckets`) is marked `ds_persist` and kept
+    `threshold` elements (`stage3_param_persistence_threshold`, the stack's, `llmplan.stacks`) is marked `ds_persist` and kept
     whole (deepspeed/runtime/zero/parameter_offload.py `mark_persistent_parameters`): norms, biases, small
     weights (MoE routers) and the small LoRA matrices (A: r × in, B: out × r, per adapted linear). Remembered
     per model."""
-    return memo_by_model(_ds_persistent, model, job.method, job.peft, tp, pp, stage)
+    return memo_by_model(_ds_persistent, model, job.method, job.peft, tp, pp, stage, threshold)
 
 
-def _ds_persistent(model: ModelSpec, method: Method, peft: object, tp: int, pp: int, stage: int) -> int:
-    threshold = ds_auto_buckets(model.hidden_size)[2]
+def _ds_persistent(
+    model: ModelSpec, method: Method, peft: object, tp: int, pp: int, stage: int, threshold: int
+) -> int:
     layers = stage_layers(model.num_hidden_layers, pp)[stage]
     small = 0
     for i in layers:
@@ -440,9 +426,13 @@ def model_states(
     stage: int = 0,
     gpus_per_node: int = 8,
     split: TrainableParams | None = None,
+    stack: StackSettings | None = None,
 ) -> ModelStates:
     """Model states of one GPU of pipeline `stage` (formulas in the module docstring). `split` is
-    `trainable_params(model, job)` when the caller has it already."""
+    `trainable_params(model, job)` when the caller has it already; `stack` the resolved defaults of the
+    training stack (buckets, prefetch; `llmplan.stacks.resolve`, which the estimate calls), else those of
+    `layout.stack`."""
+    st = stack or resolve_stack(layout, model.hidden_size)
     inv = rank_inventory(model, layout.tp, layout.ep, layout.pp, stage)
     split = split or trainable_split(model, job)
     base_total = split.base_trainable + split.frozen
@@ -494,7 +484,10 @@ def model_states(
     weights = shard(w_d + fw_d + a_w, n, 3) + shard(w_e + fw_e, n_exp, 3)
     deepspeed_z3 = stage_k == 3 and layout.fsdp is None
     if deepspeed_z3 and n > 1:
-        persistent = ds_persistent_elems(model, job, layout.tp, layout.pp, stage) * w
+        persistent = (
+            ds_persistent_elems(model, job, layout.tp, layout.pp, stage, st.ds_persistence_threshold_elems)
+            * w
+        )
         weights += persistent - _ceil(persistent, n)
     master_b = shard(m_d, n, 1) + shard(m_e, n_exp, 1)
     grads = shard(g_d + a_w, n, 2) + shard(g_e, n_exp, 2)
@@ -505,7 +498,7 @@ def model_states(
         # unless `grad_accum_dtype` says otherwise) through the step and casts one sub-group at a time to fp32
         # (stage3.py `_prepare_fp32_grad_for_sub_group`: flatten, then `.to(fp32)`; both copies exist for an
         # instant), freed after that sub-group's update
-        step_grads = grads + min(DS_SUB_GROUP, trainable_rank) * (4 + w)
+        step_grads = grads + min(st.ds_sub_group_elems, trainable_rank) * (4 + w)
     elif master:
         # the 16-bit gradients are cast to fp32 for the step on the masters, each freed once cast
         step_grads = shard(t_d * 4 + a_w, n, 2) + shard(t_e * 4, n_exp, 2)
@@ -515,7 +508,7 @@ def model_states(
     largest = max(inv.largest if split.base_trainable else 0, min(adapter, job.peft.lora_rank * widest))
 
     temps = _temporaries(job, trainable_rank, largest, s_bytes)
-    gather, reduce = _comm_buffers(model, job, layout, inv, trainable_rank, w, n)
+    gather, reduce = _comm_buffers(job, layout, inv, trainable_rank, w, n, st)
     host = nvme = 0
     if job.optimizer_impl is OptimizerImpl.IN_BACKWARD:
         grads = step_grads = largest * w
@@ -526,7 +519,7 @@ def model_states(
             host += moved + fp32_grads
         else:
             nvme += moved
-            host += fp32_grads + DS_NVME_OPT_BUFFERS * min(DS_SUB_GROUP, trainable_rank) * 4
+            host += fp32_grads + DS_NVME_OPT_BUFFERS * min(st.ds_sub_group_elems, trainable_rank) * 4
         master_b = states = temps = 0
         step_grads = grads
     if layout.offload_params is not OffloadTarget.NONE:
@@ -583,30 +576,37 @@ def _temporaries(job: TrainingJob, trainable: int, largest: int, s_bytes: int) -
 
 
 def _comm_buffers(
-    model: ModelSpec, job: TrainingJob, layout: Layout, inv: RankInventory, trainable: int, w: int, n: int
+    job: TrainingJob,
+    layout: Layout,
+    inv: RankInventory,
+    trainable: int,
+    w: int,
+    n: int,
+    st: StackSettings,
 ) -> tuple[int, int]:
-    """(gather, reduce) buffer bytes.
+    """(gather, reduce) buffer bytes; the sizes are the stack's (`st`, `llmplan.stacks`).
 
-    DeepSpeed ZeRO-3 (16-bit parameters, HF "auto" buckets, `ds_auto_buckets`), the larger of two moments:
+    DeepSpeed ZeRO-3 (16-bit parameters), the larger of two moments:
     - a layer's backward: the layer, gathered for its recomputation and kept through its backward (reused
-      within `stage3_max_reuse_distance`), plus the prefetch bucket (0.9·h²) of the next modules;
+      within `stage3_max_reuse_distance`), plus the prefetch bucket (HF "auto": 0.9·h²) of the next modules;
     - the turn from forward to backward: the head (reused by its own backward at once) stays gathered, and so
-      do the last layer's parameters that the trace reuses within DS_MAX_REUSE elements after the head's
-      forward and backward (2 · head elements), plus the prefetch bucket;
+      do the last layer's parameters that the trace reuses within `stage3_max_reuse_distance` elements after
+      the head's forward and backward (2 · head elements), plus the prefetch bucket;
     never more than `stage3_max_live_parameters` beyond the current layer, nor the rank's whole model
     (deepspeed/runtime/zero/partitioned_param_coordinator.py `fetch_sub_module`, `__params_to_release`).
     Over one GPU nothing is gathered: the partition is the whole parameter (partition_parameters.py
     `all_gather_coalesced` returns `_no_gather_coalesced` when the partition world size is 1).
     FSDP full / hybrid shard, a unit per decoder layer: the root unit (embedding, final norm, head) stays
     gathered from forward to the end of backward (FSDP2 does not reshard the root after forward) plus two
-    layers (current + prefetch), never more than the rank's whole model; checked against `trace.fsdp` (FSDP2
-    on a fake process group). Units are gathered in FSDP's `param_dtype`: under amp-bf16 that is bf16, not the
-    fp32 of the shards, because accelerate's FSDP plugin turns `mixed_precision: bf16` into
+    layers (current + `fsdp_prefetch_units` prefetched), never more than the rank's whole model; checked
+    against `trace.fsdp` (FSDP2 on a fake process group). Units are gathered in FSDP's `param_dtype`: under
+    amp-bf16 with `fsdp_gather_16bit` that is bf16, not the fp32 of the shards, because accelerate's FSDP plugin turns `mixed_precision: bf16` into
     `MixedPrecision(param_dtype=bf16, reduce_dtype=bf16, buffer_dtype=bf16)` (accelerate/utils/dataclasses.py
     `FullyShardedDataParallelPlugin.set_mixed_precision`); the unsharded gradient of a unit is then bf16 too.
-    Reduce: DDP keeps a bucket copy of every gradient (`gradient_as_bucket_view=False`, the default; torch
-    DistributedDataParallel docs); DeepSpeed ZeRO-1/2 a reduce bucket of min(5e8, trainable) elements;
-    DeepSpeed ZeRO-3 its contiguous reduce bucket of `reduce_bucket_size` (h²) elements, allocated when the
+    Reduce: DDP keeps a bucket copy of every gradient when `ddp_bucket_copy` (`gradient_as_bucket_view=False`,
+    the default; torch DistributedDataParallel docs); DeepSpeed ZeRO-1/2 a reduce bucket of
+    min(reduce_bucket_size, trainable) elements; DeepSpeed ZeRO-3 its contiguous reduce bucket of
+    `reduce_bucket_size` (HF "auto": h²) elements, allocated when the
     optimizer is built (stage3.py: `torch.empty(self.reduce_bucket_size, ...)` per communication dtype); FSDP
     the unsharded gradient of one unit before its reduce-scatter.
     """
@@ -615,23 +615,23 @@ def _comm_buffers(
     stage_k = layout.sharding_stage
     unit = max(inv.layer_max, inv.outer)
     gather = 0
-    reduce_bucket, prefetch, _ = ds_auto_buckets(model.hidden_size)
-    if layout.fsdp is not None and job.precision is Precision.AMP_BF16:
+    reduce_bucket, prefetch = st.ds_reduce_bucket_elems, st.ds_prefetch_elems
+    if layout.fsdp is not None and job.precision is Precision.AMP_BF16 and st.fsdp_gather_16bit:
         w = 2
     if stage_k == 3 and layout.fsdp is None:
-        kept_last = min(inv.layer_max, max(0, DS_MAX_REUSE - 2 * inv.head))
-        live = max(inv.layer_max, inv.head + kept_last) + min(prefetch, DS_MAX_LIVE)
+        kept_last = min(inv.layer_max, max(0, st.ds_max_reuse_elems - 2 * inv.head))
+        live = max(inv.layer_max, inv.head + kept_last) + min(prefetch, st.ds_max_live_elems)
         gather = min(live, inv.total) * w if n > 1 else 0
     elif stage_k == 3:
-        gather = min(inv.outer + 2 * inv.layer_max, inv.total) * w
+        gather = min(inv.outer + (1 + st.fsdp_prefetch_units) * inv.layer_max, inv.total) * w
     if trainable == 0:
         return gather, 0
     if stage_k == 0:
-        reduce = trainable * w
+        reduce = trainable * w if st.ddp_bucket_copy else 0
     elif layout.fsdp is not None:
         reduce = min(unit, trainable * n) * w
     elif stage_k == 3:
         reduce = reduce_bucket * w
     else:
-        reduce = min(DS_REDUCE_BUCKET, trainable * (n if stage_k >= 1 else 1)) * w
+        reduce = min(reduce_bucket, trainable * (n if stage_k >= 1 else 1)) * w
     return gather, reduce

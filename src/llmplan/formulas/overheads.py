@@ -32,7 +32,7 @@ CUBLAS_WORKSPACE_DEFAULT = 2 * 4096 * 1024 + 8 * 16 * 1024
 NCCL_BYTES_PER_COMMUNICATOR = 128 * MIB
 """NCCL buffers per communicator that a rank joins: NCCL_BUFFSIZE 4 MiB per channel and peer (NCCL docs,
 environment variables), 2-8 channels on NVLink, a few peers per ring: about 100-200 MiB; one per parallel
-group (dp, tp, pp, cp, ep) with more than one rank."""
+group (dp, tp, pp, cp, ep) with more than one rank. Every training stack's default (`llmplan.stacks`)."""
 ALLOC_ROUND_BYTES = 512
 """The CUDA caching allocator rounds every request up to a multiple of 512 bytes
 (c10/cuda/CUDACachingAllocator.cpp `kMinBlockSize`); a model's tensors are large, so this adds < 0.01 %."""
@@ -72,9 +72,10 @@ def cublas_workspace_bytes(accelerator: Accelerator) -> int:
     return CUBLAS_WORKSPACE_BYTES.get(accelerator.architecture, CUBLAS_WORKSPACE_DEFAULT)
 
 
-def nccl_bytes(communicators: int) -> int:
-    """NCCL buffers for `communicators` process groups with more than one rank."""
-    return NCCL_BYTES_PER_COMMUNICATOR * communicators
+def nccl_bytes(communicators: int, per_communicator_bytes: int) -> int:
+    """NCCL buffers for `communicators` process groups with more than one rank, `per_communicator_bytes` each
+    (the stack's, NCCL_BYTES_PER_COMMUNICATOR by default)."""
+    return per_communicator_bytes * communicators
 
 
 def allocator_gap_bytes(allocated_bytes: int, tensors: int = 0) -> int:
@@ -83,13 +84,19 @@ def allocator_gap_bytes(allocated_bytes: int, tensors: int = 0) -> int:
 
 
 def overheads(
-    accelerator: Accelerator, allocated_bytes: int, communicators: int, tensors: int = 0
+    accelerator: Accelerator,
+    allocated_bytes: int,
+    communicators: int,
+    tensors: int = 0,
+    *,
+    nccl_per_communicator_bytes: int,
 ) -> Overheads:
-    """The overhead terms of one GPU whose live tensors peak at `allocated_bytes` (workspace excluded)."""
+    """The overhead terms of one GPU whose live tensors peak at `allocated_bytes` (workspace excluded), with
+    `nccl_per_communicator_bytes` of NCCL buffers per process group of more than one rank."""
     workspace = cublas_workspace_bytes(accelerator)
     return Overheads(
         cuda_context_bytes=cuda_context_bytes(accelerator),
         cublas_workspace_bytes=workspace,
-        nccl_bytes=nccl_bytes(communicators),
+        nccl_bytes=nccl_bytes(communicators, nccl_per_communicator_bytes),
         allocator_gap_bytes=allocator_gap_bytes(allocated_bytes + workspace, tensors),
     )

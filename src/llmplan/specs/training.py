@@ -160,6 +160,34 @@ class OffloadTarget(str, Enum):
     """NVMe through host buffers (ZeRO-Infinity, Rajbhandari et al. 2021)."""
 
 
+class Stack(str, Enum):
+    """The training software that runs the step. Each stack's defaults (autocast, loss dtype, bucket sizes,
+    prefetch, NCCL buffers, allocator settings) are data in `llmplan.stacks`; the estimate prints them."""
+
+    PYTORCH = "pytorch"
+    """A plain PyTorch loop: `model.to(dtype)` without autocast, torch DDP or FSDP2 `fully_shard`."""
+    HF_TRAINER = "hf-trainer"
+    """transformers `Trainer` over accelerate (`bf16=True` autocasts); DeepSpeed ZeRO through its integration
+    with the "auto" config values; FSDP through accelerate. The default."""
+    DEEPSPEED = "deepspeed"
+    """`deepspeed.initialize` on a plain model with DeepSpeed's own config defaults (no "auto" values)."""
+    FSDP_ACCELERATE = "fsdp-accelerate"
+    """accelerate's FSDP plugin (`accelerate launch --use_fsdp`, `mixed_precision: bf16`)."""
+    TORCHTUNE = "torchtune"
+    """torchtune recipes: pure-dtype training (no autocast), FSDP2, its own fp32 cross-entropy."""
+    TORCHTITAN = "torchtitan"
+    """torchtitan: FSDP2 with a bf16 MixedPrecisionPolicy, its own fp32 cross-entropy."""
+    MEGATRON = "megatron"
+    """Megatron-LM / Megatron-Core: its DDP with a contiguous gradient buffer, the distributed optimizer
+    (ZeRO-1) and a vocab-parallel fp32 cross-entropy."""
+    LLAMA_FACTORY = "llama-factory"
+    """LLaMA-Factory: the transformers Trainer underneath (its DeepSpeed configs use "auto" values)."""
+    AXOLOTL = "axolotl"
+    """axolotl: the transformers Trainer underneath (its DeepSpeed configs use "auto" values)."""
+    UNSLOTH = "unsloth"
+    """unsloth: the transformers Trainer (TRL) underneath with patched kernels; sets expandable segments."""
+
+
 class PipelineSchedule(str, Enum):
     """Pipeline-parallel schedule (Narayanan et al. 2021)."""
 
@@ -260,6 +288,8 @@ class Layout:
     offload_params: OffloadTarget = OffloadTarget.NONE
     pp_schedule: PipelineSchedule = PipelineSchedule.ONE_F_ONE_B
     pp_virtual_stages: int = 1
+    stack: Stack = Stack.HF_TRAINER
+    """The training software; its defaults (`llmplan.stacks`) enter the estimate and are printed with it."""
 
     def __post_init__(self) -> None:
         for name in ("dp", "tp", "pp", "cp", "ep", "pp_virtual_stages"):
