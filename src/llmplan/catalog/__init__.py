@@ -1,4 +1,5 @@
-"""The catalogs: model configs (`catalog/models/<id>.json`) and accelerators (`catalog/accelerators.json`).
+"""The catalogs: model configs (`catalog/models/<id>.json`), accelerators (`catalog/accelerators.json`) and cluster
+presets (`catalog/clusters.json`).
 
 Each entry carries its source and the date it was read. Files are read lazily: looking up one model reads one
 file, so the CLI answers fast.
@@ -8,13 +9,13 @@ from __future__ import annotations
 
 import difflib
 import json
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from functools import cache
 from importlib import resources
 from typing import Any
 
-from llmplan.errors import UnknownIdError
-from llmplan.specs.hardware import Accelerator, Direction, Link, Price
+from llmplan.errors import SpecError, UnknownIdError
+from llmplan.specs.hardware import Accelerator, Cluster, Direction, Link, LinkKind, Price
 
 _ROOT = resources.files("llmplan.catalog")
 
@@ -42,7 +43,9 @@ def suggest(given: str, choices: list[str], n: int = 3) -> list[str]:
 
 @cache
 def model_ids() -> list[str]:
-    return sorted(p.name[: -len(".json")] for p in _ROOT.joinpath("models").iterdir() if p.name.endswith(".json"))
+    return sorted(
+        p.name[: -len(".json")] for p in _ROOT.joinpath("models").iterdir() if p.name.endswith(".json")
+    )
 
 
 def _entry(data: dict[str, Any]) -> CatalogModel:
@@ -91,7 +94,16 @@ def find_by_hub_id(hub_id: str) -> CatalogModel | None:
 def _link(data: dict[str, Any] | None) -> Link | None:
     if not data:
         return None
-    return Link(data["name"], float(data["bandwidth_bytes_per_s"]), Direction(data["direction"]))
+    latency = data.get("latency_s")
+    return Link(
+        data["name"],
+        float(data["bandwidth_bytes_per_s"]),
+        Direction(data["direction"]),
+        kind=LinkKind(data["kind"]),
+        latency_s=None if latency is None else float(latency),
+        bus_efficiency=float(data["bus_efficiency"]),
+        source=data.get("bus_efficiency_source", ""),
+    )
 
 
 def _accelerator(data: dict[str, Any]) -> Accelerator:
@@ -140,3 +152,84 @@ def accelerator(ref: str) -> Accelerator:
     if found is None:
         raise UnknownIdError("gpu", ref, suggest(ref, sorted(index)))
     return found
+
+
+@cache
+def _cluster_data() -> dict[str, Any]:
+    return json.loads(_ROOT.joinpath("clusters.json").read_text(encoding="utf-8"))
+
+
+def _preset_link(preset: str, role: str, link_id: str | None) -> Link | None:
+    if link_id is None:
+        return None
+    links = _cluster_data()["links"]
+    if link_id not in links:
+        raise SpecError(
+            f"clusters.json {preset}.{role}", f"names no link {link_id!r} (allowed: {', '.join(links)})"
+        )
+    return _link(links[link_id])
+
+
+@cache
+def _preset(preset_id: str) -> Cluster:
+    data = next(c for c in _cluster_data()["clusters"] if c["id"] == preset_id)
+    try:
+        acc = accelerator(data["accelerator"])
+    except UnknownIdError as exc:
+        raise SpecError(f"clusters.json {preset_id}.accelerator", str(exc)) from None
+    cluster = Cluster(
+        accelerator=acc,
+        gpus_per_node=data["gpus_per_node"],
+        nodes=1,
+        inter_node=_preset_link(preset_id, "inter_node", data.get("inter_node")),
+        intra_node=_preset_link(preset_id, "intra_node", data.get("intra_node")),
+        id=preset_id,
+        name=data["name"],
+        sources=tuple(data.get("sources", ())),
+        notes=data.get("notes", ""),
+    )
+    if cluster.intra_link is None and cluster.gpus_per_node > 1:
+        raise SpecError(f"clusters.json {preset_id}.intra_node", f"{acc.id} has no intra-node link; name one")
+    return cluster
+
+
+@cache
+def _cluster_index() -> dict[str, str]:
+    index: dict[str, str] = {}
+    for entry in _cluster_data()["clusters"]:
+        for key in (entry["id"], *entry.get("aliases", ())):
+            index[key.lower()] = entry["id"]
+    return index
+
+
+def cluster_ids() -> list[str]:
+    return [c["id"] for c in _cluster_data()["clusters"]]
+
+
+def clusters() -> tuple[Cluster, ...]:
+    """Every cluster preset, one node each (catalog order)."""
+    return tuple(_preset(i) for i in cluster_ids())
+
+
+def cluster_aliases(preset_id: str) -> tuple[str, ...]:
+    entry = next(c for c in _cluster_data()["clusters"] if c["id"] == preset_id)
+    return tuple(entry.get("aliases", ()))
+
+
+def cluster(ref: str, nodes: int = 1) -> Cluster:
+    """The cluster preset with this id or alias (case-insensitive) scaled to `nodes` nodes.
+
+    UnknownIdError with the closest ids for an unknown preset; SpecError("nodes") for nodes that are not an
+    integer >= 1, or above 1 on a preset without a network.
+    """
+    index = _cluster_index()
+    found = index.get(ref.lower().strip())
+    if found is None:
+        raise UnknownIdError("cluster", ref, suggest(ref, sorted(index)))
+    preset = _preset(found)
+    if nodes == 1 and type(nodes) is int:
+        return preset
+    cluster = replace(preset, nodes=nodes)  # validates nodes
+    if cluster.nodes > 1 and cluster.inter_node is None:
+        raise SpecError("nodes", f"{nodes} nodes of {found}, which has no network between nodes (allowed: 1)")
+    return cluster

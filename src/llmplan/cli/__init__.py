@@ -10,7 +10,7 @@ import sys
 
 import typer
 
-from llmplan.cli import formats, gpus, measure, models, params, serve, trace, train, validate
+from llmplan.cli import clusters, formats, gpus, measure, models, params, serve, trace, train, validate
 from llmplan.errors import LlmplanError
 
 app = typer.Typer(
@@ -20,7 +20,7 @@ app = typer.Typer(
     add_completion=False,
     pretty_exceptions_enable=False,
 )
-for module in (models, gpus, params, validate, serve, formats, trace, measure, train):
+for module in (models, gpus, clusters, params, validate, serve, formats, trace, measure, train):
     module.register(app)
 
 

@@ -29,15 +29,13 @@ from enum import Enum
 from llmplan.breakdown import Term, Unit
 from llmplan.errors import SpecError
 
+# Hop latencies are link data: one definition, in specs/hardware.py (NCCL tuning.cc hwLat); re-exported here.
+from llmplan.specs.hardware import NETWORK_HOP_LATENCY_S as NETWORK_HOP_LATENCY_S
+from llmplan.specs.hardware import NVLINK_HOP_LATENCY_S as NVLINK_HOP_LATENCY_S
+from llmplan.specs.hardware import PCIE_HOP_LATENCY_S as PCIE_HOP_LATENCY_S
+
 NCCL_BASE_LATENCY_S = 6.6e-6
 """Per-call latency of NCCL's ring with the low-latency protocol (src/graph/tuning.cc `baseLat`, Ring/LL)."""
-NVLINK_HOP_LATENCY_S = 0.6e-6
-"""Per-step latency over NVLink (NCCL src/graph/tuning.cc `hwLat[NCCL_HW_NVLINK]`, Ring/LL: 0.6 µs)."""
-PCIE_HOP_LATENCY_S = 1.0e-6
-"""Per-step latency over PCIe (NCCL src/graph/tuning.cc `hwLat[NCCL_HW_PCI]`, Ring/LL: 1.0 µs)."""
-NETWORK_HOP_LATENCY_S = 2.7e-6
-"""Per-step latency over the network, InfiniBand / RoCE (NCCL src/graph/tuning.cc `hwLat[NCCL_HW_NET]`,
-Ring/LL: 2.7 µs)."""
 _SOURCE = "α–β model; bus factors of nccl-tests doc/PERFORMANCE.md; latencies of NCCL src/graph/tuning.cc"
 
 
