@@ -13,13 +13,13 @@ from llmplan.adapters import parse_config
 from llmplan.errors import SpecError
 from llmplan.formulas.params import count_params
 from llmplan.formulas.peft import (
-    KV_HEAD_CONFIGS,
     TrainableParams,
     lora_params,
     lora_target_linears,
     trainable_params,
 )
-from llmplan.specs.model import Group, Linear, ModelSpec, TpSplit
+from llmplan.specs.model import Group, Linear, ModelSpec, Role, TpSplit
+from llmplan.specs.peft_defaults import KV_HEAD_CONFIGS
 from llmplan.specs.training import Method, PeftSpec, TrainingJob
 
 TOKENS = {"bos_token_id": 0, "eos_token_id": 0, "pad_token_id": 0}
@@ -283,7 +283,7 @@ def test_deepseek_all_linear_drops_dense_mlp_and_shared_experts_like_peft():
 
 def test_seed_003_lora_rank_4_on_512_by_64():
     """Seed 003: LoRA rank 4 on a 512×64 weight trains 4·(512 + 64) = 2304 parameters instead of 32768."""
-    linear = Linear("proj", 512, 64, False, Group.MLP, TpSplit.COLUMN)
+    linear = Linear("proj", 512, 64, False, Group.MLP, TpSplit.COLUMN, Role.UP)
     assert lora_params([(0, linear)], 4) == 2304
     assert linear.weight_numel == 32768
 

@@ -26,6 +26,7 @@ from llmplan.adapters import (
     starcoder2,
 )
 from llmplan.adapters._config import ConfigView
+from llmplan.adapters._facts import with_common_facts
 from llmplan.errors import SpecError, UnsupportedModelError
 from llmplan.specs.model import ModelSpec
 
@@ -77,7 +78,9 @@ def parse_config(config: Mapping[str, Any], source: str) -> ModelSpec:
         raise SpecError("config", f"{source} does not hold a JSON object")
     model_type = config.get("model_type")
     if model_type is None:
-        raise SpecError("model_type", f"missing from {source}; one of {', '.join(supported_model_types())} is required")
+        raise SpecError(
+            "model_type", f"missing from {source}; one of {', '.join(supported_model_types())} is required"
+        )
     if model_type == "gemma3" and isinstance(config.get("text_config"), Mapping):
         config = {"model_type": "gemma3_text", **config["text_config"]}
         model_type = "gemma3_text"
@@ -86,4 +89,5 @@ def parse_config(config: Mapping[str, Any], source: str) -> ModelSpec:
         raise UnsupportedModelError(
             f"model_type {model_type!r} in {source} is not supported; supported: {', '.join(supported_model_types())}"
         )
-    return adapter(ConfigView(config, source))
+    view = ConfigView(config, source)
+    return with_common_facts(adapter(view), view)

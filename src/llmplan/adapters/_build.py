@@ -6,17 +6,25 @@ adapter reads like the `__init__` of the modeling file it mirrors.
 
 from __future__ import annotations
 
-from llmplan.specs.model import Group, Linear, NormKind, Tensor, TpSplit
+from llmplan.specs.model import Group, Linear, NormKind, NormScope, Role, Tensor, TpSplit
 
 COL, ROW, REP = TpSplit.COLUMN, TpSplit.ROW, TpSplit.REPLICATED
 
 
-def norm(name: str, dim: int, kind: NormKind, *, bias: bool | None = None, group: Group = Group.NORM) -> tuple[Tensor, ...]:
-    """A LayerNorm (weight + bias unless `bias=False`) or an RMSNorm (weight only)."""
+def norm(
+    name: str,
+    dim: int,
+    kind: NormKind,
+    *,
+    bias: bool | None = None,
+    group: Group = Group.NORM,
+    scope: NormScope = NormScope.HIDDEN,
+) -> tuple[Tensor, ...]:
+    """A LayerNorm (weight + bias unless `bias=False`) or an RMSNorm (weight only), tagged with its kind."""
     has_bias = (kind is NormKind.LAYER) if bias is None else bias
-    weight = Tensor(f"{name}.weight", dim, group)
+    weight = Tensor(f"{name}.weight", dim, group, norm=kind, norm_scope=scope)
     if has_bias:
-        return (weight, Tensor(f"{name}.bias", dim, group, is_bias=True))
+        return (weight, Tensor(f"{name}.bias", dim, group, is_bias=True, norm=kind, norm_scope=scope))
     return (weight,)
 
 
@@ -35,10 +43,10 @@ def qkvo(
     q, k, v, o = names
     att = Group.ATTENTION
     return (
-        Linear(f"{prefix}.{q}", hidden, heads * head_dim, qkv_bias, att, COL),
-        Linear(f"{prefix}.{k}", hidden, kv_heads * head_dim, qkv_bias, att, COL),
-        Linear(f"{prefix}.{v}", hidden, kv_heads * head_dim, qkv_bias, att, COL),
-        Linear(f"{prefix}.{o}", heads * head_dim, hidden, o_bias, att, ROW),
+        Linear(f"{prefix}.{q}", hidden, heads * head_dim, qkv_bias, att, COL, Role.Q),
+        Linear(f"{prefix}.{k}", hidden, kv_heads * head_dim, qkv_bias, att, COL, Role.K),
+        Linear(f"{prefix}.{v}", hidden, kv_heads * head_dim, qkv_bias, att, COL, Role.V),
+        Linear(f"{prefix}.{o}", heads * head_dim, hidden, o_bias, att, ROW, Role.OUT),
     )
 
 
@@ -57,8 +65,8 @@ def fused_qkv_o(
     qkv, o = names
     att = Group.ATTENTION
     return (
-        Linear(f"{prefix}.{qkv}", hidden, (heads + 2 * kv_heads) * head_dim, qkv_bias, att, COL),
-        Linear(f"{prefix}.{o}", heads * head_dim, hidden, o_bias, att, ROW),
+        Linear(f"{prefix}.{qkv}", hidden, (heads + 2 * kv_heads) * head_dim, qkv_bias, att, COL, Role.QKV),
+        Linear(f"{prefix}.{o}", heads * head_dim, hidden, o_bias, att, ROW, Role.OUT),
     )
 
 
@@ -76,13 +84,13 @@ def gated_mlp(
     gate, up, down = names
     if fused:
         return (
-            Linear(f"{prefix}.{gate}", hidden, 2 * intermediate, bias, group, COL),
-            Linear(f"{prefix}.{down}", intermediate, hidden, bias, group, ROW),
+            Linear(f"{prefix}.{gate}", hidden, 2 * intermediate, bias, group, COL, Role.GATE_UP),
+            Linear(f"{prefix}.{down}", intermediate, hidden, bias, group, ROW, Role.DOWN),
         )
     return (
-        Linear(f"{prefix}.{gate}", hidden, intermediate, bias, group, COL),
-        Linear(f"{prefix}.{up}", hidden, intermediate, bias, group, COL),
-        Linear(f"{prefix}.{down}", intermediate, hidden, bias, group, ROW),
+        Linear(f"{prefix}.{gate}", hidden, intermediate, bias, group, COL, Role.GATE),
+        Linear(f"{prefix}.{up}", hidden, intermediate, bias, group, COL, Role.UP),
+        Linear(f"{prefix}.{down}", intermediate, hidden, bias, group, ROW, Role.DOWN),
     )
 
 
@@ -92,8 +100,8 @@ def plain_mlp(
     """Two-matrix MLP: fc1 hidden -> intermediate, activation, fc2 intermediate -> hidden."""
     up, down = names
     return (
-        Linear(f"{prefix}.{up}", hidden, intermediate, bias, Group.MLP, COL),
-        Linear(f"{prefix}.{down}", intermediate, hidden, bias, Group.MLP, ROW),
+        Linear(f"{prefix}.{up}", hidden, intermediate, bias, Group.MLP, COL, Role.UP),
+        Linear(f"{prefix}.{down}", intermediate, hidden, bias, Group.MLP, ROW, Role.DOWN),
     )
 
 
@@ -103,14 +111,24 @@ def routed_experts(
     """Routed SwiGLU experts as transformers v5 stores them: fused gate_up (E, 2I, h) and down (E, h, I)."""
     grp = Group.ROUTED_EXPERTS
     return (
-        Linear(f"{prefix}.gate_up_proj", hidden, 2 * intermediate, bias, grp, COL, num_experts, top_k),
-        Linear(f"{prefix}.down_proj", intermediate, hidden, bias, grp, ROW, num_experts, top_k),
+        Linear(
+            f"{prefix}.gate_up_proj",
+            hidden,
+            2 * intermediate,
+            bias,
+            grp,
+            COL,
+            Role.GATE_UP,
+            num_experts,
+            top_k,
+        ),
+        Linear(f"{prefix}.down_proj", intermediate, hidden, bias, grp, ROW, Role.DOWN, num_experts, top_k),
     )
 
 
 def router(name: str, hidden: int, num_experts: int, *, bias: bool = False) -> Linear:
     """The MoE gate: hidden -> one logit per expert, replicated on every tp rank."""
-    return Linear(name, hidden, num_experts, bias, Group.ROUTER, REP)
+    return Linear(name, hidden, num_experts, bias, Group.ROUTER, REP, Role.ROUTER)
 
 
 def embedding(name: str, vocab: int, hidden: int) -> Tensor:
@@ -118,4 +136,4 @@ def embedding(name: str, vocab: int, hidden: int) -> Tensor:
 
 
 def lm_head(vocab: int, hidden: int, *, bias: bool = False, name: str = "lm_head") -> Linear:
-    return Linear(name, hidden, vocab, bias, Group.LM_HEAD, COL)
+    return Linear(name, hidden, vocab, bias, Group.LM_HEAD, COL, Role.LM_HEAD)

@@ -34,7 +34,9 @@ from llmplan.specs.model import (
     ModelSpec,
     MoeSpec,
     NormKind,
+    NormScope,
     PositionKind,
+    Role,
     Tensor,
 )
 
@@ -57,19 +59,27 @@ def _attention(
     qk_head_dim = mla.qk_nope_head_dim + mla.qk_rope_head_dim
     if mla.q_lora_rank is None:
         query: tuple[Linear, ...] = (
-            Linear("self_attn.q_proj", hidden, heads * qk_head_dim, False, att, b.COL),
+            Linear("self_attn.q_proj", hidden, heads * qk_head_dim, False, att, b.COL, Role.Q),
         )
         norms: tuple[Tensor, ...] = ()
     else:
         query = (
-            Linear("self_attn.q_a_proj", hidden, mla.q_lora_rank, bias, att, b.REP),
-            Linear("self_attn.q_b_proj", mla.q_lora_rank, heads * qk_head_dim, False, att, b.COL),
+            Linear("self_attn.q_a_proj", hidden, mla.q_lora_rank, bias, att, b.REP, Role.Q_DOWN),
+            Linear("self_attn.q_b_proj", mla.q_lora_rank, heads * qk_head_dim, False, att, b.COL, Role.Q_UP),
         )
-        norms = (Tensor("self_attn.q_a_layernorm.weight", mla.q_lora_rank, att),)
+        norms = b.norm(
+            "self_attn.q_a_layernorm", mla.q_lora_rank, NormKind.RMS, group=att, scope=NormScope.LATENT
+        )
     linears = (
         *query,
         Linear(
-            "self_attn.kv_a_proj_with_mqa", hidden, mla.kv_lora_rank + mla.qk_rope_head_dim, bias, att, b.REP
+            "self_attn.kv_a_proj_with_mqa",
+            hidden,
+            mla.kv_lora_rank + mla.qk_rope_head_dim,
+            bias,
+            att,
+            b.REP,
+            Role.KV_DOWN,
         ),
         Linear(
             "self_attn.kv_b_proj",
@@ -78,10 +88,16 @@ def _attention(
             False,
             att,
             b.COL,
+            Role.KV_UP,
         ),
-        Linear("self_attn.o_proj", heads * mla.v_head_dim, hidden, bias, att, b.ROW),
+        Linear("self_attn.o_proj", heads * mla.v_head_dim, hidden, bias, att, b.ROW, Role.OUT),
     )
-    return linears, (*norms, Tensor("self_attn.kv_a_layernorm.weight", mla.kv_lora_rank, att))
+    return linears, (
+        *norms,
+        *b.norm(
+            "self_attn.kv_a_layernorm", mla.kv_lora_rank, NormKind.RMS, group=att, scope=NormScope.LATENT
+        ),
+    )
 
 
 def _moe(cfg: ConfigView) -> MoeSpec:
@@ -93,12 +109,11 @@ def _moe(cfg: ConfigView) -> MoeSpec:
         expert_intermediate_size=expert_size,
         num_shared_experts=shared,
         shared_intermediate_size=shared * expert_size,
+        router_fp32=True,  # DeepseekV2/V3 MoE gate: F.linear(hidden.float(), weight.float())
     )
 
 
-def _moe_mlp(
-    moe: MoeSpec, hidden: int, *, mlp_bias: bool
-) -> tuple[tuple[Linear, ...], tuple[Tensor, ...]]:
+def _moe_mlp(moe: MoeSpec, hidden: int, *, mlp_bias: bool) -> tuple[tuple[Linear, ...], tuple[Tensor, ...]]:
     linears: tuple[Linear, ...] = (
         b.router("mlp.gate", hidden, moe.num_experts),
         *b.routed_experts(

@@ -81,6 +81,7 @@ def falcon(cfg: ConfigView) -> ModelSpec:
         mlp_kind=MlpKind.PLAIN,
         hidden_act=cfg.str("activation", "gelu"),
         norm_kind=NormKind.LAYER,
+        softmax_fp32=False,  # FalconAttention's eager softmax runs in the compute dtype
         position=PositionKind.ALIBI if alibi else PositionKind.ROPE,
         max_position_embeddings=cfg.int("max_position_embeddings", 2048),
         rope_theta=theta,

@@ -58,6 +58,7 @@ def gpt2(cfg: ConfigView) -> ModelSpec:
         mlp_kind=MlpKind.PLAIN,
         hidden_act=cfg.str("activation_function", "gelu_new"),
         norm_kind=NormKind.LAYER,
+        softmax_fp32=False,  # GPT2Attention's eager softmax runs in the compute dtype
         position=PositionKind.LEARNED,
         max_position_embeddings=positions,
         tie_word_embeddings=cfg.bool("tie_word_embeddings", True),

@@ -20,7 +20,9 @@ from llmplan.specs.model import (
     ModelSpec,
     MoeSpec,
     NormKind,
+    NormScope,
     PositionKind,
+    Role,
     Tensor,
 )
 
@@ -60,7 +62,9 @@ def read_shape(cfg: ConfigView, *, head_dim_default: int | None = None) -> Shape
     )
 
 
-def layer_attention_kinds(cfg: ConfigView, layers: int, *, default_pattern: int | None = None) -> list[AttentionKind]:
+def layer_attention_kinds(
+    cfg: ConfigView, layers: int, *, default_pattern: int | None = None
+) -> list[AttentionKind]:
     """Full or sliding attention per layer.
 
     Order of precedence, as in transformers v5 configs: an explicit `layer_types` list; a sliding pattern
@@ -94,6 +98,9 @@ def spec(
     moe: MoeSpec | None = None,
     extra_final: tuple[Tensor, ...] = (),
     native: bool = True,
+    norm_kind: NormKind = NormKind.RMS,
+    attn_logit_softcap: float | None = None,
+    final_logit_softcap: float | None = None,
 ) -> ModelSpec:
     """Assemble a ModelSpec for a Llama-shaped model with embeddings, final RMSNorm and the head."""
     theta, scaling = cfg.rope()
@@ -112,7 +119,7 @@ def spec(
         intermediate_size=shape.intermediate,
         mlp_kind=MlpKind.GATED,
         hidden_act=cfg.str("hidden_act", cfg.str("hidden_activation", hidden_act_default)),
-        norm_kind=NormKind.RMS,
+        norm_kind=norm_kind,
         position=PositionKind.ROPE,
         max_position_embeddings=cfg.int("max_position_embeddings", 2048),
         rope_theta=theta,
@@ -124,21 +131,24 @@ def spec(
         moe=moe,
         embedding=(b.embedding("model.embed_tokens.weight", shape.vocab, shape.hidden),),
         layers=tuple(blocks),
-        final=(*extra_final, *b.norm("model.norm", shape.hidden, NormKind.RMS)),
+        final=(*extra_final, *b.norm("model.norm", shape.hidden, norm_kind)),
+        attn_logit_softcap=attn_logit_softcap,
+        final_logit_softcap=final_logit_softcap,
         lm_head=b.lm_head(shape.vocab, shape.hidden),
         config=dict(cfg.data),
     )
 
 
-def _rms(*names: str, dim: int) -> tuple[Tensor, ...]:
-    return tuple(t for n in names for t in b.norm(n, dim, NormKind.RMS))
+def _rms(*names: str, dim: int, kind: NormKind = NormKind.RMS) -> tuple[Tensor, ...]:
+    return tuple(t for n in names for t in b.norm(n, dim, kind))
 
 
-def _qk_norms(head_dim: int) -> tuple[Tensor, ...]:
+def _qk_norms(head_dim: int, kind: NormKind = NormKind.RMS) -> tuple[Tensor, ...]:
     """Per-head RMSNorm of queries and keys (Qwen3, Gemma 3): counted with attention."""
+    att = Group.ATTENTION
     return (
-        Tensor("self_attn.q_norm.weight", head_dim, Group.ATTENTION),
-        Tensor("self_attn.k_norm.weight", head_dim, Group.ATTENTION),
+        *b.norm("self_attn.q_norm", head_dim, kind, group=att, scope=NormScope.Q_HEADS),
+        *b.norm("self_attn.k_norm", head_dim, kind, group=att, scope=NormScope.K_HEADS),
     )
 
 
@@ -157,8 +167,15 @@ def llama(cfg: ConfigView) -> ModelSpec:
     blocks = [
         Block(
             linears=(
-                *b.qkvo("self_attn", shape.hidden, shape.heads, shape.kv_heads, shape.head_dim,
-                        qkv_bias=qkv_bias, o_bias=o_bias),
+                *b.qkvo(
+                    "self_attn",
+                    shape.hidden,
+                    shape.heads,
+                    shape.kv_heads,
+                    shape.head_dim,
+                    qkv_bias=qkv_bias,
+                    o_bias=o_bias,
+                ),
                 *b.gated_mlp("mlp", shape.hidden, shape.intermediate, bias=cfg.bool("mlp_bias", False)),
             ),
             tensors=(*extra, *_rms("input_layernorm", "post_attention_layernorm", dim=shape.hidden)),
@@ -200,8 +217,15 @@ def qwen_moe(cfg: ConfigView) -> ModelSpec:
     kinds = layer_attention_kinds(cfg, shape.layers)
     blocks = []
     for kind, sparse in zip(kinds, _moe_layer_flags(cfg, shape.layers), strict=True):
-        attn = b.qkvo("self_attn", shape.hidden, shape.heads, shape.kv_heads, shape.head_dim,
-                      qkv_bias=qkv_bias, o_bias=o_bias)
+        attn = b.qkvo(
+            "self_attn",
+            shape.hidden,
+            shape.heads,
+            shape.kv_heads,
+            shape.head_dim,
+            qkv_bias=qkv_bias,
+            o_bias=o_bias,
+        )
         if sparse:
             ffn: tuple[Linear, ...] = (
                 b.router("mlp.gate", shape.hidden, experts),
@@ -210,7 +234,15 @@ def qwen_moe(cfg: ConfigView) -> ModelSpec:
             if shared_size:
                 ffn += (
                     *b.gated_mlp("mlp.shared_expert", shape.hidden, shared_size, group=Group.SHARED_EXPERTS),
-                    Linear("mlp.shared_expert_gate", shape.hidden, 1, False, Group.SHARED_EXPERTS, b.REP),
+                    Linear(
+                        "mlp.shared_expert_gate",
+                        shape.hidden,
+                        1,
+                        False,
+                        Group.SHARED_EXPERTS,
+                        b.REP,
+                        Role.SHARED_EXPERT_GATE,
+                    ),
                 )
         else:
             ffn = b.gated_mlp("mlp", shape.hidden, shape.intermediate)
@@ -241,8 +273,15 @@ def mixtral(cfg: ConfigView) -> ModelSpec:
     blocks = [
         Block(
             linears=(
-                *b.qkvo("self_attn", shape.hidden, shape.heads, shape.kv_heads, shape.head_dim,
-                        qkv_bias=False, o_bias=False),
+                *b.qkvo(
+                    "self_attn",
+                    shape.hidden,
+                    shape.heads,
+                    shape.kv_heads,
+                    shape.head_dim,
+                    qkv_bias=False,
+                    o_bias=False,
+                ),
                 b.router("mlp.gate", shape.hidden, experts),
                 *b.routed_experts("mlp.experts", shape.hidden, shape.intermediate, experts, top_k),
             ),
@@ -266,20 +305,34 @@ def gemma(cfg: ConfigView) -> ModelSpec:
     model_type = cfg.str("model_type", "gemma")
     shape = read_shape(cfg)
     bias = cfg.bool("attention_bias", False)
+    gemma_rms = NormKind.RMS_GEMMA
     if model_type == "gemma":
-        norms = _rms("input_layernorm", "post_attention_layernorm", dim=shape.hidden)
+        norms = _rms("input_layernorm", "post_attention_layernorm", dim=shape.hidden, kind=gemma_rms)
         kinds = [AttentionKind.FULL] * shape.layers
     else:
-        norms = _rms("input_layernorm", "post_attention_layernorm", "pre_feedforward_layernorm",
-                     "post_feedforward_layernorm", dim=shape.hidden)
+        norms = _rms(
+            "input_layernorm",
+            "post_attention_layernorm",
+            "pre_feedforward_layernorm",
+            "post_feedforward_layernorm",
+            dim=shape.hidden,
+            kind=gemma_rms,
+        )
         if model_type.startswith("gemma3"):
-            norms = (*_qk_norms(shape.head_dim), *norms)
+            norms = (*_qk_norms(shape.head_dim, gemma_rms), *norms)
         kinds = layer_attention_kinds(cfg, shape.layers, default_pattern=2 if model_type == "gemma2" else 6)
     blocks = [
         Block(
             linears=(
-                *b.qkvo("self_attn", shape.hidden, shape.heads, shape.kv_heads, shape.head_dim,
-                        qkv_bias=bias, o_bias=bias),
+                *b.qkvo(
+                    "self_attn",
+                    shape.hidden,
+                    shape.heads,
+                    shape.kv_heads,
+                    shape.head_dim,
+                    qkv_bias=bias,
+                    o_bias=bias,
+                ),
                 *b.gated_mlp("mlp", shape.hidden, shape.intermediate),
             ),
             tensors=norms,
@@ -287,7 +340,17 @@ def gemma(cfg: ConfigView) -> ModelSpec:
         )
         for kind in kinds
     ]
-    return spec(cfg, shape, blocks, hidden_act_default="gelu_pytorch_tanh", tie_default=True)
+    gemma2 = model_type == "gemma2"  # Gemma2Config defaults the softcaps to 50 and 30; Gemma 3 has none
+    return spec(
+        cfg,
+        shape,
+        blocks,
+        hidden_act_default="gelu_pytorch_tanh",
+        tie_default=True,
+        norm_kind=gemma_rms,
+        attn_logit_softcap=cfg.float("attn_logit_softcapping", 50.0 if gemma2 else None),
+        final_logit_softcap=cfg.float("final_logit_softcapping", 30.0 if gemma2 else None),
+    )
 
 
 def phi3(cfg: ConfigView) -> ModelSpec:
@@ -297,10 +360,22 @@ def phi3(cfg: ConfigView) -> ModelSpec:
     blocks = [
         Block(
             linears=(
-                *b.fused_qkv_o("self_attn", shape.hidden, shape.heads, shape.kv_heads, shape.head_dim,
-                               qkv_bias=False, o_bias=False),
-                *b.gated_mlp("mlp", shape.hidden, shape.intermediate, fused=True,
-                             names=("gate_up_proj", "", "down_proj")),
+                *b.fused_qkv_o(
+                    "self_attn",
+                    shape.hidden,
+                    shape.heads,
+                    shape.kv_heads,
+                    shape.head_dim,
+                    qkv_bias=False,
+                    o_bias=False,
+                ),
+                *b.gated_mlp(
+                    "mlp",
+                    shape.hidden,
+                    shape.intermediate,
+                    fused=True,
+                    names=("gate_up_proj", "", "down_proj"),
+                ),
             ),
             tensors=_rms("input_layernorm", "post_attention_layernorm", dim=shape.hidden),
             attention=kind,
@@ -324,10 +399,22 @@ def glm(cfg: ConfigView) -> ModelSpec:
     blocks = [
         Block(
             linears=(
-                *b.qkvo("self_attn", shape.hidden, shape.heads, shape.kv_heads, shape.head_dim,
-                        qkv_bias=bias, o_bias=False),
-                *b.gated_mlp("mlp", shape.hidden, shape.intermediate, fused=True,
-                             names=("gate_up_proj", "", "down_proj")),
+                *b.qkvo(
+                    "self_attn",
+                    shape.hidden,
+                    shape.heads,
+                    shape.kv_heads,
+                    shape.head_dim,
+                    qkv_bias=bias,
+                    o_bias=False,
+                ),
+                *b.gated_mlp(
+                    "mlp",
+                    shape.hidden,
+                    shape.intermediate,
+                    fused=True,
+                    names=("gate_up_proj", "", "down_proj"),
+                ),
             ),
             tensors=_rms(*names, dim=shape.hidden),
         )

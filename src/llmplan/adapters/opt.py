@@ -13,7 +13,7 @@ from __future__ import annotations
 
 from llmplan.adapters import _build as b
 from llmplan.adapters._config import ConfigView
-from llmplan.specs.model import Block, Group, Linear, MlpKind, ModelSpec, NormKind, PositionKind, Tensor
+from llmplan.specs.model import Block, Group, Linear, MlpKind, ModelSpec, NormKind, PositionKind, Role, Tensor
 
 POSITION_OFFSET = 2
 """Extra rows of OPT's learned position table (`OPTLearnedPositionalEmbedding.offset`)."""
@@ -47,8 +47,8 @@ def opt(cfg: ConfigView) -> ModelSpec:
                 o_bias=bias,
                 names=("q_proj", "k_proj", "v_proj", "out_proj"),
             ),
-            Linear("fc1", hidden, ffn, bias, Group.MLP, b.COL),
-            Linear("fc2", ffn, hidden, bias, Group.MLP, b.ROW),
+            Linear("fc1", hidden, ffn, bias, Group.MLP, b.COL, Role.UP),
+            Linear("fc2", ffn, hidden, bias, Group.MLP, b.ROW, Role.DOWN),
         ),
         tensors=(
             *_layer_norm("self_attn_layer_norm", hidden, affine),
@@ -64,7 +64,11 @@ def opt(cfg: ConfigView) -> ModelSpec:
     final_linears: tuple[Linear, ...] = ()
     if embed_dim != hidden:
         embedding += (Tensor("model.decoder.project_in.weight", embed_dim * hidden, Group.EMBEDDING),)
-        final_linears = (Linear("model.decoder.project_out", hidden, embed_dim, False, Group.LM_HEAD, b.REP),)
+        final_linears = (
+            Linear(
+                "model.decoder.project_out", hidden, embed_dim, False, Group.LM_HEAD, b.REP, Role.PROJECT_OUT
+            ),
+        )
     has_final_norm = cfg.bool("do_layer_norm_before", True) and not cfg.bool(
         "_remove_final_layer_norm", False
     )

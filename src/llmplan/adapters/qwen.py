@@ -22,7 +22,7 @@ from __future__ import annotations
 
 from llmplan.adapters import _build as b
 from llmplan.adapters._config import ConfigView
-from llmplan.specs.model import Block, Group, Linear, MlpKind, ModelSpec, NormKind, PositionKind
+from llmplan.specs.model import Block, Group, Linear, MlpKind, ModelSpec, NormKind, PositionKind, Role
 
 
 def qwen(cfg: ConfigView) -> ModelSpec:
@@ -47,9 +47,9 @@ def qwen(cfg: ConfigView) -> ModelSpec:
                 o_bias=False,
                 names=("c_attn", "c_proj"),
             ),
-            Linear("mlp.w1", hidden, branch, False, Group.MLP, b.COL),
-            Linear("mlp.w2", hidden, branch, False, Group.MLP, b.COL),
-            Linear("mlp.c_proj", branch, hidden, False, Group.MLP, b.ROW),
+            Linear("mlp.w1", hidden, branch, False, Group.MLP, b.COL, Role.UP),
+            Linear("mlp.w2", hidden, branch, False, Group.MLP, b.COL, Role.GATE),
+            Linear("mlp.c_proj", branch, hidden, False, Group.MLP, b.ROW, Role.DOWN),
         ),
         tensors=(*b.norm("ln_1", hidden, NormKind.RMS), *b.norm("ln_2", hidden, NormKind.RMS)),
     )

@@ -21,7 +21,7 @@ from llmplan.formulas.params import count_params
 from llmplan.formulas.peft import lora_params
 from llmplan.loading import load_model
 from llmplan.specs.hardware import Cluster
-from llmplan.specs.model import Group, Linear, TpSplit
+from llmplan.specs.model import Group, Linear, Role, TpSplit
 from llmplan.specs.training import Layout, Method, PeftSpec, Precision, TrainingJob
 
 
@@ -77,7 +77,15 @@ def training_rules() -> tuple[RuleCase, ...]:
     s1_32 = model_states(llama1, fp32_1, one)
     e1_32 = estimate_training(llama1, fp32_1, one, a100)
     seed_act = seed002_activation_bytes(4096, 11008, 2048, 32, 4)
-    lin = Linear(name="w", in_features=512, out_features=64, bias=False, group=Group.MLP, tp=TpSplit.COLUMN)
+    lin = Linear(
+        name="w",
+        in_features=512,
+        out_features=64,
+        bias=False,
+        group=Group.MLP,
+        tp=TpSplit.COLUMN,
+        role=Role.UP,
+    )
     return (
         RuleCase(
             "002",

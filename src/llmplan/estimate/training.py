@@ -40,7 +40,7 @@ from llmplan.formulas.model_states import (
     trainable_split,
 )
 from llmplan.formulas.overheads import Overheads, overheads
-from llmplan.formulas.peft import IA3_DEFAULTS, TrainableParams, lora_target_linears
+from llmplan.formulas.peft import TrainableParams, lora_target_linears
 from llmplan.specs.hardware import Cluster
 from llmplan.specs.model import ModelSpec
 from llmplan.specs.training import (
@@ -153,9 +153,10 @@ class TrainingEstimate:
 
 def adapted_linears(model: ModelSpec, job: TrainingJob) -> frozenset[str]:
     """Module names (inside a block) of the linears carrying LoRA-family adapters or IA3 vectors (peft's IA3
-    default targets for the model type, IA3_DEFAULTS); empty for other methods."""
-    if job.method is Method.IA3 and model.model_type in IA3_DEFAULTS:
-        return memo_by_model(_adapted, model, IA3_DEFAULTS[model.model_type][0], False)
+    default targets for the model type, `ModelSpec.peft_defaults`); empty for other methods."""
+    ia3_targets = model.peft_defaults.ia3_targets
+    if job.method is Method.IA3 and ia3_targets is not None:
+        return memo_by_model(_adapted, model, ia3_targets, False)
     if job.method not in (Method.LORA, Method.QLORA, Method.DORA, Method.ADALORA):
         return frozenset()
     return memo_by_model(_adapted, model, job.peft.lora_targets, job.method is not Method.ADALORA)

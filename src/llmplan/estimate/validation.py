@@ -3,7 +3,7 @@
 Conventions chosen here:
 - kv heads and tp: tp must divide the attention heads; for kv heads either tp divides them or, when tp is
   larger, they divide tp and each kv head is replicated tp / kv_heads times (Megatron-Core and vLLM replicate
-  kv heads this way; `formulas.model_states.shard_linear` counts the replicas).
+  kv heads this way; `formulas.parallel.tensor.shard_linear` counts the replicas).
 - dp · tp · pp · cp must equal the cluster's GPUs; ep must divide the routed experts and dp · cp · tp (expert
   parallel ranks are taken from those groups, Megatron-Core `initialize_model_parallel`).
 - Optimizer offload runs DeepSpeed's CPU Adam (ZeRO-Offload), so it needs ZeRO >= 1 and an optimizer that CPU
@@ -17,6 +17,7 @@ from __future__ import annotations
 
 from llmplan.errors import LayoutError, SpecError
 from llmplan.formulas.model_states import memo_by_model
+from llmplan.formulas.parallel.tensor import HEAD_ROLES
 from llmplan.formulas.peft import trainable_params
 from llmplan.specs.hardware import Cluster
 from llmplan.specs.model import ModelSpec, TpSplit
@@ -76,7 +77,7 @@ def _split_widths(model: ModelSpec) -> tuple[tuple[str, str, int], ...]:
     out: dict[tuple[str, str, int], None] = {}
     for block in model.block_kinds:
         for lin in block.linears:
-            if lin.leaf_name in ("k_proj", "v_proj") or lin.tp is TpSplit.REPLICATED:
+            if lin.role in HEAD_ROLES or lin.tp is TpSplit.REPLICATED:
                 continue
             dim = lin.out_features if lin.tp is TpSplit.COLUMN else lin.in_features
             out[(lin.name, lin.tp.value, dim)] = None

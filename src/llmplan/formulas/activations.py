@@ -36,12 +36,10 @@ from dataclasses import dataclass
 from llmplan.formulas.layer_activations import (
     DROPOUT_MASK_BYTES,
     FP32,
-    GEMMA_NORM_TYPES,
     INPUT_NEEDS_GRAD,
     INT64,
     NORMS_TRAIN,
     LayerContext,
-    dropout_p,
     first_norm_bytes,
     layer_bytes,
     layer_context,
@@ -52,7 +50,7 @@ from llmplan.formulas.layer_activations import (
 )
 from llmplan.formulas.logits import HeadBytes, head_bytes
 from llmplan.formulas.model_states import memo_by_model
-from llmplan.specs.model import Block, ModelSpec, PositionKind
+from llmplan.specs.model import Block, ModelSpec, NormKind, PositionKind
 from llmplan.specs.training import (
     Layout,
     Method,
@@ -188,7 +186,7 @@ def _embedding_bytes(ctx: LayerContext) -> int:
         rope_dim = model.mla.qk_rope_head_dim if model.mla is not None else model.head_dim
         # in the hidden states' dtype (fp32 under autocast)
         total += 2 * norm_out_bytes(ctx) * rows * rope_dim
-    if dropout_p(model, "embd_pdrop") > 0:
+    if model.dropout.embedding > 0:
         total += DROPOUT_MASK_BYTES * tokens * model.hidden_size
     return total
 
@@ -202,13 +200,11 @@ def _head(ctx: LayerContext, stack: StackSettings) -> HeadBytes:
         hidden=model.hidden_size,
         compute_bytes=ctx.e,
         norm_per_token_bytes=norm_bytes(
-            model, model.hidden_size, e=norm_out_bytes(ctx), trains=job.method in NORMS_TRAIN
+            model.norm_kind, model.hidden_size, e=norm_out_bytes(ctx), trains=job.method in NORMS_TRAIN
         ),
         constant_bytes=(2 * model.lm_head.weight_numel if job.precision is Precision.AMP_BF16 else 0)
-        + (FP32 * model.hidden_size if model.model_type in GEMMA_NORM_TYPES else 0),
-        softcapped=bool(
-            model.config.get("final_logit_softcapping", 30.0 if model.model_type == "gemma2" else None)
-        ),
+        + (FP32 * model.hidden_size if model.norm_kind is NormKind.RMS_GEMMA else 0),
+        softcapped=bool(model.final_logit_softcap),
         head_input_bytes=ctx.f * model.hidden_size if trains else 0,
         tp=ctx.layout.tp,
         sequence_parallel=ctx.layout.sequence_parallel,

@@ -68,6 +68,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from llmplan.formulas.peft import lora_rank
 from llmplan.specs.model import (
     AttentionKind,
     Block,
@@ -76,7 +77,9 @@ from llmplan.specs.model import (
     MlpKind,
     ModelSpec,
     NormKind,
+    NormScope,
     PositionKind,
+    Role,
     TpSplit,
 )
 from llmplan.specs.training import AttentionImpl, Layout, Method, Precision, Recompute, TrainingJob
@@ -91,18 +94,21 @@ BASE_TRAINS = frozenset({Method.FULL, Method.FREEZE})
 INPUT_NEEDS_GRAD = frozenset({Method.FULL, Method.PROMPT, Method.PTUNING})
 """Methods whose first decoder layer's input requires grad (trained or prompt-tuned embeddings)."""
 NORMS_TRAIN = frozenset({Method.FULL, Method.FREEZE, Method.LAYERNORM})
-GEMMA_NORM_TYPES = frozenset({"gemma", "gemma2", "gemma3", "gemma3_text"})
-"""RMSNorm computed entirely in fp32 with weight (1 + w): transformers models/gemma*/modeling_gemma*.py."""
-SOFTMAX_IN_COMPUTE_DTYPE = frozenset({"gpt2", "falcon"})
-"""Eager attention without the fp32 softmax upcast (transformers models/gpt2/modeling_gpt2.py): e per score."""
 ACTIVATION_EXTRA_TENSORS = {"gelu_new": 3, "gelu_fast": 3, "quick_gelu": 1}
 """Activations written as Python compositions (transformers/activations.py) save intermediates besides their
 input: NewGELU keeps tanh(.), 0.5·x and 1 + tanh(.) (traced on GPT-2); QuickGELU sigmoid(1.702x)."""
-FP32_ROUTER_TYPES = frozenset({"deepseek_v2", "deepseek_v3"})
-"""Routers computed in fp32 (`F.linear(x.float(), weight.float())`, transformers models/deepseek_v*/)."""
 MOE_ROUTING_BYTES_PER_K = 40
 """Per token and routed expert: top-k index (8), top-k weight (4), two int64 sort/scatter indices (16), the
 routed copy's weight (4) and its scatter index (8); traced on transformers 5 Mixtral (grouped_mm experts)."""
+
+
+NORM_ROWS_PER_TOKEN = {
+    NormScope.HIDDEN: lambda model: 1,
+    NormScope.LATENT: lambda model: 1,
+    NormScope.Q_HEADS: lambda model: model.num_attention_heads,
+    NormScope.K_HEADS: lambda model: model.num_key_value_heads,
+}
+"""Rows one norm normalises per token: per-head q / k norms see one row of head_dim per head."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -124,21 +130,21 @@ def compute_bytes(precision: Precision) -> int:
     return FP32 if precision is Precision.FP32 else 2
 
 
-def norm_bytes(model: ModelSpec, width: int, *, e: int, trains: bool) -> int:
-    """Saved bytes per token of one norm of `width` features (formulas in the module docstring)."""
-    if model.norm_kind is NormKind.LAYER:
+def norm_bytes(kind: NormKind, width: int, *, e: int, trains: bool) -> int:
+    """Saved bytes per token of one norm of `kind` and `width` features (formulas in the module docstring)."""
+    if kind is NormKind.LAYER:
         return e * width + 2 * FP32
-    kept = (FP32 if model.model_type in GEMMA_NORM_TYPES else e) * width if trains else 0
+    kept = (FP32 if kind is NormKind.RMS_GEMMA else e) * width if trains else 0
     return FP32 * width + FP32 + kept
 
 
 def first_norm_bytes(ctx: LayerContext, block: Block) -> int:
     """The input norm's saved bytes that vanish when the layer's input needs no gradient (first trained layer
     of a frozen-embedding method): its fp32 upcast and 1/rms (or LayerNorm input and statistics)."""
-    norms = [t for t in block.tensors if t.group is Group.NORM and not t.is_bias]
+    norms = [t for t in block.tensors if t.group is Group.NORM and not t.is_bias and t.norm is not None]
     if not norms:
         return 0
-    per_token = norm_bytes(ctx.model, norms[0].numel, e=norm_out_bytes(ctx), trains=False)
+    per_token = norm_bytes(norms[0].norm, norms[0].numel, e=norm_out_bytes(ctx), trains=False)
     split = ctx.layout.tp if ctx.layout.sequence_parallel else 1
     return tokens_per_micro_batch(ctx) * per_token // split
 
@@ -215,9 +221,12 @@ def _per_layer_constant(ctx: LayerContext, block: Block) -> int:
                 for lin in block.linears
                 if _is_adapted(ctx, lin) and not _param_wrapped(ctx, lin)
             )
-    if model.model_type in GEMMA_NORM_TYPES:
-        total += sum(FP32 * t.numel for t in block.tensors if t.group is Group.NORM and not t.is_bias)
-    if block.moe and model.moe is not None and model.model_type in FP32_ROUTER_TYPES:
+    total += sum(
+        FP32 * t.numel
+        for t in block.tensors
+        if t.group is Group.NORM and not t.is_bias and t.norm is NormKind.RMS_GEMMA
+    )
+    if block.moe and model.moe is not None and model.moe.router_fp32:
         total += FP32 * model.moe.num_experts * model.hidden_size  # fp32 copy of the router weight
     if job.method is Method.DORA:
         # the fp32 weight norm ||W + s·B·A||_c and the magnitude scale m / norm (and m / norm - 1), out each
@@ -230,7 +239,7 @@ def _per_layer_constant(ctx: LayerContext, block: Block) -> int:
             if _param_wrapped(ctx, lin) and lin.group is Group.ROUTED_EXPERTS:
                 # the compute-dtype casts of A and B of every expert; peft gives the fused gate_up (converted
                 # from the two targets w1 and w3) rank 2r
-                rank = 2 * r if lin.leaf_name == "gate_up_proj" else r
+                rank = lora_rank(model, lin, r)
                 total += e * lin.copies * rank * (lin.in_features + lin.out_features)
     return total
 
@@ -249,15 +258,14 @@ def _per_token_terms(ctx: LayerContext, block: Block, *, selective: bool) -> tup
     sharded = 0
     hidden_norms = 0
     for t in block.tensors:
-        if t.is_bias or not (t.group is Group.NORM or "norm" in t.name):
+        if t.is_bias or t.norm is None:
             continue
-        width, heads = t.numel, 1
-        if t.group is Group.ATTENTION and t.name.endswith(("q_norm.weight", "k_norm.weight")):
-            heads = model.num_attention_heads if "q_norm" in t.name else model.num_key_value_heads
-        term = norm_bytes(model, width, e=norm_out_bytes(ctx), trains=norms_train) * heads
+        width = t.numel
+        heads = NORM_ROWS_PER_TOKEN[t.norm_scope](model)
+        term = norm_bytes(t.norm, width, e=norm_out_bytes(ctx), trains=norms_train) * heads
         if model.parallel_attention and t.group is Group.NORM:
             hidden_norms += 1
-            if hidden_norms > 1 and model.norm_kind is NormKind.LAYER:
+            if hidden_norms > 1 and t.norm is NormKind.LAYER:
                 term -= ctx.e * width  # attention and MLP norms read the same layer input (GPT-NeoX, GPT-J)
         if t.group is Group.ATTENTION:
             sharded += term
@@ -338,15 +346,7 @@ def _gemm_input_terms(
 
 
 def _fused_qkv(ctx: LayerContext, block: Block) -> bool:
-    m = ctx.model
-    fused = (m.num_attention_heads + 2 * m.num_key_value_heads) * m.head_dim
-    return (
-        any(
-            lin.group is Group.ATTENTION and lin.tp is TpSplit.COLUMN and lin.out_features == fused
-            for lin in block.linears
-        )
-        and m.mla is None
-    )
+    return any(lin.role is Role.QKV for lin in block.linears)
 
 
 def _head_dims(model: ModelSpec) -> tuple[int, int, int]:
@@ -381,11 +381,10 @@ def _attention_terms(ctx: LayerContext, block: Block, *, selective: bool) -> tup
     replicated = 0
     per_sequence = 0
     if eager and not selective:
-        upcast = model.model_type not in SOFTMAX_IN_COMPUTE_DTYPE
-        per_score = (FP32 + (e if e < FP32 else 0)) if upcast else e
-        if model.config.get("attn_logit_softcapping", 50.0 if model.model_type == "gemma2" else None):
+        per_score = (FP32 + (e if e < FP32 else 0)) if model.softmax_fp32 else e
+        if model.attn_logit_softcap:
             per_score += e  # tanh output of the softcapping
-        if dropout_p(model, "attention_dropout", "attn_pdrop") > 0:
+        if model.dropout.attention > 0:
             per_score += DROPOUT_MASK_BYTES
         sharded += a * ctx.s_k * per_score
     else:
@@ -416,9 +415,9 @@ def _mlp_terms(ctx: LayerContext, block: Block, *, base_trains: bool) -> int:
         if experts_train:
             routed += k * (e * h + e * width)  # grouped_mm inputs: routed tokens, down's input
         total += routed + FP32 * moe.num_experts + FP32 + MOE_ROUTING_BYTES_PER_K * k
-        if model.model_type in FP32_ROUTER_TYPES:
+        if moe.router_fp32:
             total += FP32 * h  # the router's fp32 copy of its input
-    if any(lin.leaf_name == "shared_expert_gate" for lin in block.linears):
+    if any(lin.role is Role.SHARED_EXPERT_GATE for lin in block.linears):
         total += (
             e * model.hidden_size + e
         )  # shared expert output and its sigmoid gate, saved by their product
@@ -427,17 +426,9 @@ def _mlp_terms(ctx: LayerContext, block: Block, *, base_trains: bool) -> int:
 
 def _dropout_terms(ctx: LayerContext) -> int:
     """Residual-dropout masks per token (GPT-2's resid_pdrop after attention and after the MLP)."""
-    if dropout_p(ctx.model, "resid_pdrop", "hidden_dropout") > 0:
+    if ctx.model.dropout.residual > 0:
         return 2 * DROPOUT_MASK_BYTES * ctx.model.hidden_size
     return 0
-
-
-def dropout_p(model: ModelSpec, *keys: str) -> float:
-    for key in keys:
-        value = model.config.get(key)
-        if isinstance(value, int | float):
-            return float(value)
-    return 0.0
 
 
 def layer_transient(ctx: LayerContext, block: Block) -> int:

@@ -47,11 +47,13 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass
 
+from llmplan.formulas.parallel.pipeline import stage_layers
+from llmplan.formulas.parallel.tensor import shard_linear
 from llmplan.formulas.params import count_params
 from llmplan.formulas.peft import TrainableParams, lora_rank, lora_target_linears, trainable_params
 from llmplan.formulas.quant import linear_weight_bytes
 from llmplan.specs.inference import QuantFormat
-from llmplan.specs.model import Group, Linear, ModelSpec, TpSplit
+from llmplan.specs.model import Group, ModelSpec, TpSplit
 from llmplan.specs.training import (
     FsdpStrategy,
     Layout,
@@ -139,30 +141,6 @@ class RankInventory:
     @property
     def total(self) -> int:
         return self.dense + self.expert
-
-
-def stage_layers(num_layers: int, pp: int) -> tuple[range, ...]:
-    """Decoder layers of each pipeline stage: L // pp each, the first L % pp stages one more (Megatron's
-    default even split; torch.distributed.pipelining `split_spec` by layer count)."""
-    base, extra = divmod(num_layers, pp)
-    out, start = [], 0
-    for s in range(pp):
-        n = base + (1 if s < extra else 0)
-        out.append(range(start, start + n))
-        start += n
-    return tuple(out)
-
-
-def shard_linear(linear: Linear, model: ModelSpec, tp: int) -> tuple[int, int]:
-    """(in, out) features of `linear` on one tp rank (module docstring)."""
-    if tp == 1 or linear.tp is TpSplit.REPLICATED:
-        return linear.in_features, linear.out_features
-    if linear.tp is TpSplit.ROW:
-        return -(-linear.in_features // tp), linear.out_features
-    if linear.leaf_name in ("k_proj", "v_proj") and model.mla is None:
-        heads = max(1, model.num_key_value_heads // tp)
-        return linear.in_features, linear.out_features // model.num_key_value_heads * heads
-    return linear.in_features, -(-linear.out_features // tp)
 
 
 _MEMO: dict[tuple, tuple[ModelSpec, object]] = {}

@@ -31,85 +31,12 @@ from dataclasses import dataclass
 
 from llmplan.errors import SpecError
 from llmplan.formulas.params import count_params
-from llmplan.specs.model import Group, Linear, ModelSpec
+from llmplan.specs.model import Group, Linear, ModelSpec, MoeLoraConversion, Role
+from llmplan.specs.peft_defaults import IA3_DEFAULTS
 from llmplan.specs.training import Method, PeftSpec, TrainingJob
 
 ALL_LINEAR = "all-linear"
 """peft's shorthand for every linear layer but the head (peft/utils/constants.py INCLUDE_LINEAR_LAYERS_SHORTHAND)."""
-
-# peft/utils/constants.py TRANSFORMERS_MODELS_TO_IA3_TARGET_MODULES_MAPPING and
-# TRANSFORMERS_MODELS_TO_IA3_FEEDFORWARD_MODULES_MAPPING (peft 0.21), for the model types llmplan parses.
-# (targets, feedforward targets): a feedforward target scales its input features, the others their outputs.
-IA3_DEFAULTS: dict[str, tuple[tuple[str, ...], tuple[str, ...]]] = {
-    "gpt2": (("c_attn", "mlp.c_proj"), ("mlp.c_proj",)),
-    "bloom": (("query_key_value", "mlp.dense_4h_to_h"), ("mlp.dense_4h_to_h",)),
-    "opt": (("q_proj", "k_proj", "fc2"), ("fc2",)),
-    "gptj": (("q_proj", "v_proj", "fc_out"), ("fc_out",)),
-    "gpt_neox": (("query_key_value", "dense_4h_to_h"), ("dense_4h_to_h",)),
-    "gpt_bigcode": (("c_attn", "mlp.c_proj"), ("mlp.c_proj",)),
-    "llama": (("k_proj", "v_proj", "down_proj"), ("down_proj",)),
-    "mistral": (("k_proj", "v_proj", "down_proj"), ("down_proj",)),
-    "mixtral": (("k_proj", "v_proj", "w2"), ("w2",)),
-    "falcon": (("query_key_value", "dense_4h_to_h"), ("dense_4h_to_h",)),
-    "gemma": (("q_proj", "v_proj", "down_proj"), ("down_proj",)),
-    "gemma2": (("q_proj", "v_proj", "down_proj"), ("down_proj",)),
-    "gemma3_text": (("q_proj", "v_proj", "down_proj"), ("down_proj",)),
-    "qwen2": (("q_proj", "v_proj", "down_proj"), ("down_proj",)),
-    "qwen3": (("q_proj", "v_proj", "down_proj"), ("down_proj",)),
-}
-
-# peft/utils/constants.py TRANSFORMERS_MODELS_TO_LNTUNING_TARGET_MODULES_MAPPING (peft 0.21): the norm modules
-# LN tuning copies and trains. Note qwen2 / qwen3 train post_attention_layernorm only.
-LN_TUNING_DEFAULTS: dict[str, tuple[str, ...]] = {
-    "llama": ("input_layernorm", "post_attention_layernorm", "norm"),
-    "mistral": ("input_layernorm", "post_attention_layernorm", "norm"),
-    "gemma": ("input_layernorm", "post_attention_layernorm", "norm"),
-    "gemma2": (
-        "input_layernorm",
-        "post_attention_layernorm",
-        "pre_feedforward_layernorm",
-        "post_feedforward_layernorm",
-        "norm",
-    ),
-    "gemma3_text": (
-        "input_layernorm",
-        "post_attention_layernorm",
-        "pre_feedforward_layernorm",
-        "post_feedforward_layernorm",
-        "norm",
-    ),
-    "qwen2": ("post_attention_layernorm",),
-    "qwen3": ("post_attention_layernorm",),
-    "bloom": ("input_layernorm", "post_attention_layernorm", "ln_f"),
-    "gpt2": ("ln_1", "ln_2", "ln_f"),
-    "gptj": ("ln_1", "ln_f"),
-    "falcon": ("input_layernorm", "post_attention_layernorm", "ln_f"),
-}
-
-# Model types whose transformers v5 config class always has `num_key_value_heads` (so that peft's prefix
-# tuning sizes its prefixes by the KV heads); checked against transformers in tests/test_peft_counts.py.
-# Remote-code configs count when their config.json has the key.
-KV_HEAD_CONFIGS = frozenset(
-    {
-        "llama",
-        "mistral",
-        "mixtral",
-        "qwen2",
-        "qwen2_moe",
-        "qwen3",
-        "qwen3_moe",
-        "gemma",
-        "gemma2",
-        "gemma3_text",
-        "phi3",
-        "glm",
-        "glm4",
-        "starcoder2",
-        "deepseek_v2",
-        "deepseek_v3",
-        "gpt_bigcode",
-    }
-)
 
 
 @dataclass(frozen=True, slots=True)
@@ -149,20 +76,19 @@ def _matches(name: str, target: str) -> bool:
 # whose modules transformers v5 fused, peft's LoRA rewrites v4 module names into `target_parameters`, keyed by
 # the conversion pattern of the model type (`_MODEL_TO_CONVERSION_PATTERN`: mixtral -> mixtral; qwen3_moe,
 # deepseek_v2, deepseek_v3 -> qwen2_moe; qwen2_moe itself has no pattern and is not converted).
-MOE_CONVERSION: dict[str, dict[str, str]] = {
-    "mixtral": {"gate": "gate.weight", "w1": "gate_up_proj", "w3": "gate_up_proj", "w2": "down_proj"},
-    "qwen2_moe": {
+MOE_CONVERSION: dict[MoeLoraConversion, dict[str, str]] = {
+    MoeLoraConversion.MIXTRAL: {
+        "gate": "gate.weight",
+        "w1": "gate_up_proj",
+        "w3": "gate_up_proj",
+        "w2": "down_proj",
+    },
+    MoeLoraConversion.QWEN2_MOE: {
         "gate": "gate.weight",
         "gate_proj": "gate_up_proj",
         "up_proj": "gate_up_proj",
         "down_proj": "down_proj",
     },
-}
-MOE_CONVERSION_PATTERN: dict[str, str] = {
-    "mixtral": "mixtral",
-    "qwen3_moe": "qwen2_moe",
-    "deepseek_v2": "qwen2_moe",
-    "deepseek_v3": "qwen2_moe",
 }
 FUSED_RANK_FACTOR = 2
 """peft's `rank_pattern` for the fused gate_up_proj: r · 2 (the two v4 projections it replaces), alpha · 2."""
@@ -183,7 +109,7 @@ def _moe_conversion(
     (or ending in "." +) a v4 name moves to the parameters, so dense-layer MLPs and shared experts whose leaf names
     collide with a v4 name (gate_proj, up_proj, down_proj) are no longer adapted, exactly as in peft.
     """
-    mapping = MOE_CONVERSION.get(MOE_CONVERSION_PATTERN.get(model.model_type, ""))
+    mapping = MOE_CONVERSION.get(model.peft_defaults.moe_lora_conversion)
     if mapping is None:
         return targets, {}
     if targets == (ALL_LINEAR,):
@@ -249,7 +175,7 @@ def lora_target_linears(
         )
         fused = sorted({lin.name for block in model.layers for lin in block.linears if not is_nn_linear(lin)})
         hint = f"; not nn.Linear in transformers v5: {', '.join(fused)}" if fused else ""
-        mapping = MOE_CONVERSION.get(MOE_CONVERSION_PATTERN.get(model.model_type, ""))
+        mapping = MOE_CONVERSION.get(model.peft_defaults.moe_lora_conversion)
         if convert_moe and mapping is not None:
             hint += f", reached by peft's LoRA through the v4 names {', '.join(mapping)}"
         raise SpecError(
@@ -263,8 +189,8 @@ def lora_target_linears(
 def lora_rank(model: ModelSpec, linear: Linear, rank: int) -> int:
     """The rank peft gives one adapted layer: `rank`, or rank · 2 for the fused experts' gate_up_proj of the
     converted MoE families (peft's `rank_pattern`, transformers_weight_conversion.py `_convert_peft_config_moe`)."""
-    converted = model.model_type in MOE_CONVERSION_PATTERN
-    if converted and linear.group is Group.ROUTED_EXPERTS and linear.leaf_name == "gate_up_proj":
+    converted = model.peft_defaults.moe_lora_conversion is not None
+    if converted and linear.group is Group.ROUTED_EXPERTS and linear.role is Role.GATE_UP:
         return rank * FUSED_RANK_FACTOR
     return rank
 
@@ -308,16 +234,16 @@ def ia3_params(model: ModelSpec) -> int:
     """IA3 (Liu et al. 2022, section 3.3): one learned vector per adapted linear, of its output size, or of its
     input size for a feed-forward target (peft tuners/ia3/layer.py `update_layer`: (out, 1) or (1, in)).
 
-    Targets are peft's defaults per model type (IA3_DEFAULTS). peft raises when none matches and ignores the
+    Targets are peft's defaults per model type (`ModelSpec.peft_defaults`, set by the adapter). peft raises when none matches and ignores the
     ones that match nothing (mixtral's "w2" no longer exists in transformers v5, so only k/v are adapted).
     """
-    if model.model_type not in IA3_DEFAULTS:
+    targets, feedforward = model.peft_defaults.ia3_targets, model.peft_defaults.ia3_feedforward
+    if targets is None:
         raise SpecError(
             "method",
-            f"ia3 has no default target modules for model_type {model.model_type!r} in peft 0.21 "
-            f"(allowed model types: {', '.join(sorted(IA3_DEFAULTS))})",
+            f"ia3 has no default target modules for model_type of {model.name} in peft 0.21 "
+            f"(allowed: another method, or a model of a type peft maps: {', '.join(sorted(IA3_DEFAULTS))})",
         )
-    targets, feedforward = IA3_DEFAULTS[model.model_type]
     total = 0
     for block in model.layers:
         for lin in block.linears:
@@ -331,8 +257,7 @@ def prefix_token_dim(model: ModelSpec) -> int:
     """Width of one layer's key (or value) prefix as peft sizes it (utils/other.py
     `_prepare_prompt_learning_config`): hidden size, or head_dim · num_key_value_heads when the config has
     `num_key_value_heads`. For MLA configs transformers sets `head_dim = qk_rope_head_dim`, which peft reads."""
-    has_kv_heads = model.model_type in KV_HEAD_CONFIGS or "num_key_value_heads" in model.config
-    if not has_kv_heads:
+    if not model.peft_defaults.prefix_kv_heads:
         return model.hidden_size
     head_dim = model.mla.qk_rope_head_dim if model.mla is not None else model.head_dim
     return head_dim * model.num_key_value_heads
@@ -384,11 +309,11 @@ def bottleneck_params(model: ModelSpec, size: int, per_layer: int) -> int:
 def ln_tuning_params(model: ModelSpec) -> int:
     """LN tuning (Zhao et al. 2023; peft tuners/ln_tuning): peft deep-copies each targeted norm module
     (layer.py `update_layer`) and trains the copy, so the count is that of the targeted norms' tensors and the
-    originals stay frozen. Targets: peft's defaults per model type (LN_TUNING_DEFAULTS); peft has none for the
+    originals stay frozen. Targets: peft's defaults per model type (`ModelSpec.peft_defaults.ln_tuning_targets`); peft has none for the
     other model types (it asks for target_modules), for which every Group.NORM tensor is counted (the
     method's intent: all norms; q/k norms belong to attention and are left out)."""
     tensors = [t for block in model.layers for t in block.tensors] + [*model.embedding, *model.final]
-    defaults = LN_TUNING_DEFAULTS.get(model.model_type)
+    defaults = model.peft_defaults.ln_tuning_targets
     if defaults is None:
         return sum(t.numel for t in tensors if t.group is Group.NORM)
     return sum(t.numel for t in tensors if any(_matches(t.name.rsplit(".", 1)[0], m) for m in defaults))

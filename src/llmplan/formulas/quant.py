@@ -45,8 +45,9 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from llmplan.formulas.parallel.tensor import shard_linear
 from llmplan.specs.inference import QuantFormat
-from llmplan.specs.model import Block, Group, Linear, ModelSpec, TpSplit
+from llmplan.specs.model import Block, Group, Linear, ModelSpec, Role
 
 FLOAT_BYTES = {QuantFormat.FP32: 4, QuantFormat.FP16: 2, QuantFormat.BF16: 2}
 
@@ -65,10 +66,6 @@ NF4_BLOCK = 64
 """bitsandbytes 4-bit block size (QLoRA default)."""
 NF4_DQ_BLOCK = 256
 """Blocks of absmax constants sharing one fp32 constant under double quantization."""
-
-_ATTN_OUT = {"o_proj", "out_proj", "dense", "wo", "c_proj"}
-_FFN_DOWN = {"down_proj", "fc2", "dense_4h_to_h", "c_proj", "w2"}
-_KV = {"k_proj", "v_proj"}
 
 
 @dataclass(frozen=True, slots=True)
@@ -140,12 +137,11 @@ def _use_more_bits(i: int, n: int) -> bool:
 def gguf_role(linear: Linear) -> str:
     """The llama.cpp tensor category of a decoder linear that the mixes treat apart: attn_v, ffn_down,
     attn_output, or "other"."""
-    leaf = linear.leaf_name
-    if leaf == "v_proj":
+    if linear.role is Role.V:
         return "attn_v"
-    if leaf in _FFN_DOWN and linear.group in (Group.MLP, Group.ROUTED_EXPERTS, Group.SHARED_EXPERTS):
+    if linear.role is Role.DOWN and linear.group in (Group.MLP, Group.ROUTED_EXPERTS, Group.SHARED_EXPERTS):
         return "ffn_down"
-    if leaf in _ATTN_OUT and linear.group is Group.ATTENTION:
+    if linear.role is Role.OUT:
         return "attn_output"
     return "other"
 
@@ -171,18 +167,6 @@ def gguf_tensor_type(fmt: QuantFormat, role: str, layer: int, model: ModelSpec) 
     return base
 
 
-def _shard(linear: Linear, model: ModelSpec, tp: int) -> tuple[int, int]:
-    """(in, out) features of `linear` held by one tp rank."""
-    if tp == 1 or linear.tp is TpSplit.REPLICATED:
-        return linear.in_features, linear.out_features
-    if linear.tp is TpSplit.ROW:
-        return -(-linear.in_features // tp), linear.out_features
-    if linear.leaf_name in _KV and model.mla is None:
-        heads = max(1, model.num_key_value_heads // tp)
-        return linear.in_features, linear.out_features // model.num_key_value_heads * heads
-    return linear.in_features, -(-linear.out_features // tp)
-
-
 def _block_bytes(
     block: Block,
     index: int,
@@ -200,7 +184,7 @@ def _block_bytes(
     payload = meta = 0
     high = sum(small * tensor.numel for tensor in block.tensors)
     for linear in block.linears:
-        in_f, out_f = _shard(linear, model, tp)
+        in_f, out_f = shard_linear(linear, model, tp)
         copies = linear.copies
         if linear.bias:
             high += small * out_f * copies

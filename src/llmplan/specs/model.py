@@ -61,12 +61,72 @@ class MlpKind(str, Enum):
 
 
 class NormKind(str, Enum):
-    """Normalisation layer."""
+    """Normalisation layer, as the modelling code computes it (which sets what it saves for backward)."""
 
     RMS = "rmsnorm"
-    """RMSNorm: weight only (Zhang & Sennrich 2019)."""
+    """RMSNorm: weight only (Zhang & Sennrich 2019); Llama style: the input is upcast to fp32, normalised, cast
+    back to the input dtype and multiplied by the weight (transformers models/llama `LlamaRMSNorm`)."""
+    RMS_GEMMA = "rmsnorm_gemma"
+    """RMSNorm computed entirely in fp32 and scaled by (1 + weight), cast back at the end (transformers
+    models/gemma*/modeling_gemma*.py `GemmaRMSNorm`)."""
     LAYER = "layernorm"
     """LayerNorm: weight and, unless stated, bias."""
+
+
+class NormScope(str, Enum):
+    """What one norm normalises, which sets how many rows of its width it sees per token."""
+
+    HIDDEN = "hidden"
+    """The hidden state (input, post-attention, final norms): one row of `hidden_size` per token."""
+    Q_HEADS = "q_heads"
+    """Per query head (Qwen3, Gemma 3 `q_norm`): `num_attention_heads` rows of head_dim per token."""
+    K_HEADS = "k_heads"
+    """Per key head (`k_norm`): `num_key_value_heads` rows of head_dim per token."""
+    LATENT = "latent"
+    """An MLA low-rank latent (DeepSeek `q_a_layernorm`, `kv_a_layernorm`): one row per token."""
+
+
+class Role(str, Enum):
+    """What a linear layer computes inside its sub-module. With `Group` (dense MLP, shared or routed experts)
+    it is every fact the formulas need about a linear: its TP split, which input it shares, which llama.cpp
+    tensor category it is, how peft treats it. Plain two-matrix MLPs call fc1 UP and fc2 DOWN."""
+
+    Q = "q"
+    """Query projection, hidden -> heads·head_dim (column-parallel)."""
+    K = "k"
+    """Key projection, hidden -> kv_heads·head_dim; under TP each rank holds max(1, kv_heads / tp) heads
+    (Megatron and vLLM replicate a kv head when tp exceeds the kv heads)."""
+    V = "v"
+    """Value projection: as K."""
+    QKV = "qkv"
+    """Fused q|k|v projection of (heads + 2·kv_heads)·head_dim; a tp rank holds heads / tp query heads and
+    max(1, kv_heads / tp) key and value heads (vLLM `QKVParallelLinear`, Megatron `get_query_key_value`)."""
+    OUT = "o"
+    """Attention output projection, heads·head_dim -> hidden (row-parallel)."""
+    Q_DOWN = "q_down"
+    """MLA query down-projection hidden -> q_lora_rank (`q_a_proj`), replicated."""
+    Q_UP = "q_up"
+    """MLA query up-projection q_lora_rank -> heads·(qk_nope + qk_rope) (`q_b_proj`), column-parallel."""
+    KV_DOWN = "kv_down"
+    """MLA joint KV down-projection with the decoupled RoPE key (`kv_a_proj_with_mqa`), replicated."""
+    KV_UP = "kv_up"
+    """MLA KV up-projection kv_lora_rank -> heads·(qk_nope + v_head_dim) (`kv_b_proj`), column-parallel."""
+    GATE = "gate"
+    """Gate branch of a gated MLP (the activation's input), column-parallel."""
+    UP = "up"
+    """Up branch of a gated MLP, or fc1 of a plain MLP, column-parallel."""
+    GATE_UP = "gate_up"
+    """Fused gate|up projection of 2·intermediate (Phi-3, GLM, ChatGLM2, transformers v5 routed experts)."""
+    DOWN = "down"
+    """Down projection (fc2), intermediate -> hidden, row-parallel."""
+    ROUTER = "router"
+    """MoE router hidden -> experts, replicated."""
+    SHARED_EXPERT_GATE = "shared_expert_gate"
+    """Qwen2-MoE's scalar gate of the shared expert, hidden -> 1, replicated."""
+    LM_HEAD = "lm_head"
+    """Output projection to the vocabulary (vocabulary-parallel)."""
+    PROJECT_OUT = "project_out"
+    """A projection between the last block and the head (OPT-350m `project_out`), replicated."""
 
 
 class PositionKind(str, Enum):
@@ -105,6 +165,9 @@ class Linear:
     bias: bool
     group: Group
     tp: TpSplit
+    """How tensor parallelism splits it; with `role` K, V or QKV the column split keeps whole kv heads
+    (`formulas.parallel.tensor.shard_linear`)."""
+    role: Role
     copies: int = 1
     active_copies: int = 1
 
@@ -140,6 +203,10 @@ class Tensor:
     numel: int
     group: Group
     is_bias: bool = False
+    norm: NormKind | None = None
+    """The norm this tensor is the weight (or bias) of; None for embeddings and other tensors."""
+    norm_scope: NormScope = NormScope.HIDDEN
+    """What that norm normalises (hidden state, per-head q / k, an MLA latent)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -172,6 +239,46 @@ class MoeSpec:
     num_shared_experts: int = 0
     shared_intermediate_size: int = 0
     """Total intermediate size of the shared expert(s) of one layer."""
+    router_fp32: bool = False
+    """The router runs in fp32 (`F.linear(x.float(), weight.float())`, transformers models/deepseek_v*/)."""
+
+
+@dataclass(frozen=True, slots=True)
+class Dropout:
+    """Dropout probabilities of the config (0 when absent): each p > 0 saves a one-byte mask per element."""
+
+    attention: float = 0.0
+    """On the attention probabilities (`attention_dropout`, GPT-2's `attn_pdrop`)."""
+    residual: float = 0.0
+    """After attention and after the MLP (GPT-2's `resid_pdrop`, Falcon / Bloom `hidden_dropout`)."""
+    embedding: float = 0.0
+    """After the embeddings (GPT-2's `embd_pdrop`)."""
+
+
+class MoeLoraConversion(str, Enum):
+    """Which of peft 0.21's v4-to-v5 MoE name conversions applies to LoRA targets
+    (peft/utils/transformers_weight_conversion.py `_convert_peft_config_moe`)."""
+
+    MIXTRAL = "mixtral"
+    """w1 + w3 -> experts.gate_up_proj, w2 -> experts.down_proj, gate -> the router."""
+    QWEN2_MOE = "qwen2_moe"
+    """gate_proj + up_proj -> experts.gate_up_proj, down_proj -> experts.down_proj, gate -> the router."""
+
+
+@dataclass(frozen=True, slots=True)
+class PeftDefaults:
+    """What peft 0.21 does by default for this model type (peft/utils/constants.py), set by the adapter so
+    that formulas read facts instead of model-type tables."""
+
+    ia3_targets: tuple[str, ...] | None = None
+    """TRANSFORMERS_MODELS_TO_IA3_TARGET_MODULES_MAPPING; None when peft has no default for the type."""
+    ia3_feedforward: tuple[str, ...] = ()
+    """TRANSFORMERS_MODELS_TO_IA3_FEEDFORWARD_MODULES_MAPPING: targets whose input features are scaled."""
+    ln_tuning_targets: tuple[str, ...] | None = None
+    """TRANSFORMERS_MODELS_TO_LNTUNING_TARGET_MODULES_MAPPING; None: every norm."""
+    prefix_kv_heads: bool = False
+    """The config has `num_key_value_heads` (peft then sizes prefixes by kv heads, peft issue #1901)."""
+    moe_lora_conversion: MoeLoraConversion | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -225,6 +332,15 @@ class ModelSpec:
     `ForCausalLMLoss`, transformers/loss/loss_utils.py: `logits.float()`), so the saved log-softmax and the
     loss gradients are fp32. False where the modelling code calls `CrossEntropyLoss` on the model-dtype logits
     (Qwen v1's remote `modeling_qwen.py`): outside torch.autocast the loss then runs in the model dtype."""
+    softmax_fp32: bool = True
+    """Eager attention upcasts the scores to fp32 for the softmax (False: GPT-2, Falcon keep the compute
+    dtype, transformers models/gpt2/modeling_gpt2.py)."""
+    attn_logit_softcap: float | None = None
+    """Gemma 2's attention-logit softcapping (`attn_logit_softcapping`, default 50): tanh saves its output."""
+    final_logit_softcap: float | None = None
+    """Gemma 2's final-logit softcapping (`final_logit_softcapping`, default 30)."""
+    dropout: Dropout = Dropout()
+    peft_defaults: PeftDefaults = PeftDefaults()
     moe: MoeSpec | None = None
     mla: MlaSpec | None = None
     embedding: tuple[Tensor, ...]
