@@ -84,14 +84,17 @@ def test_serve_quantized_tp(capsys) -> None:
 @pytest.mark.parametrize(
     ("args", "message"),
     [
-        (["serve", "llama-3-8b", "--gpu", "v100-sxm2-32gb", "--quant", "fp8"], "compute capability >= 8.9"),
+        (
+            ["serve", "llama-3-8b", "--gpu", "v100-sxm2-32gb", "--quant", "fp8", "--compute-dtype", "fp16"],
+            "compute capability >= 8.9",
+        ),
         (["serve", "llama-3-8b", "--gpu", "a100-sxm-80gb", "--quant", "fp8"], "fp8 tensor cores"),
         (["serve", "llama-2-7b", "--context", "10000"], "max_position_embeddings 4096"),
         (["serve", "llama-3-8b", "--tp", "3"], "does not divide the 32 attention heads"),
         (["serve", "llama-2-7b", "--batch", "0"], "batch"),
         (
             ["serve", "llama-2-7b", "--gpu-memory-utilization", "1.5", "--engine", "vllm"],
-            "gpu_memory_utilization",
+            "--gpu-memory-utilization: 1.5 is out of range",
         ),
     ],
 )
@@ -100,6 +103,13 @@ def test_serve_bad_input_exit_2(capsys, args: list[str], message: str) -> None:
     assert code == 2
     assert message in err and "Traceback" not in err
     assert len(err.strip().splitlines()) == 1
+
+
+def test_serve_reports_every_problem_at_once(capsys) -> None:
+    code, _, err = run(capsys, "serve", "llama-3-8b", "--gpu", "v100-sxm2-32gb", "--quant", "fp8")
+    lines = err.strip().splitlines()
+    assert code == 2 and len(lines) == 2
+    assert lines[0].startswith("error: quant: fp8") and lines[1].startswith("error: compute_dtype: 'bf16'")
 
 
 def test_formats_pi(capsys) -> None:

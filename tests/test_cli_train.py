@@ -80,7 +80,7 @@ def test_zero3_over_gpus_and_offload(capsys) -> None:
     ("args", "message"),
     [
         (["llama-2-7b", "--tp", "3", "--gpus", "3"], "does not divide the 32 attention heads"),
-        (["llama-2-7b", "--pp", "64", "--gpus", "64", "--gpus-per-node", "8"], "stages > the 32 layers"),
+        (["llama-2-7b", "--pp", "64", "--gpus", "64", "--gpus-per-node", "8"], "stages exceed the 32 layers"),
         (["llama-2-7b", "--dp", "2", "--gpus", "8"], "must be equal"),
         (
             ["mixtral-8x7b-v0.1", "--ep", "3", "--gpus", "3", "--gpus-per-node", "3"],

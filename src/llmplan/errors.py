@@ -7,9 +7,52 @@ these for internal bugs.
 
 from __future__ import annotations
 
+from collections.abc import Iterable
+from dataclasses import dataclass
+from enum import Enum
+
 
 class LlmplanError(ValueError):
     """Base class of every user-facing error: its message is shown to the user as it is."""
+
+
+@dataclass(frozen=True, slots=True)
+class Problem:
+    """One thing wrong with an input: which field, the value given, what is allowed, and the whole sentence.
+
+    `problems(...)` functions return these instead of raising, so that a layout search can prune without
+    exceptions and a front end can show every problem at once.
+    """
+
+    field: str
+    """The input field (a config key, a spec field or a CLI option name without dashes)."""
+    value: str
+    """The value that was given, as the user would write it."""
+    allowed: str
+    """What is allowed instead, in words ("integers 1 to 1,048,576", "a divisor of 32")."""
+    message: str
+    """The sentence shown after `field: `; it contains the value and the allowed range."""
+
+    @classmethod
+    def of(cls, field: str, value: object, allowed: str, reason: str) -> Problem:
+        """A problem whose message reads `<value> <reason> (allowed: <allowed>)`."""
+        shown = _shown(value)
+        return cls(
+            field=field, value=shown, allowed=allowed, message=f"{shown} {reason} (allowed: {allowed})"
+        )
+
+    def __str__(self) -> str:
+        return f"{self.field}: {self.message}"
+
+
+def _shown(value: object) -> str:
+    if isinstance(value, Enum):
+        return str(value.value)
+    if isinstance(value, str):
+        return repr(value)
+    if isinstance(value, float) and value.is_integer() and abs(value) < 1e16:
+        return str(int(value))
+    return str(value)
 
 
 class SpecError(LlmplanError):
@@ -22,6 +65,10 @@ class SpecError(LlmplanError):
         self.field = field
         super().__init__(f"{field}: {message}")
 
+    @classmethod
+    def of(cls, problem: Problem) -> SpecError:
+        return cls(problem.field, problem.message)
+
 
 class UnknownIdError(LlmplanError):
     """A catalog id that does not exist; the message lists the closest ids."""
@@ -30,8 +77,11 @@ class UnknownIdError(LlmplanError):
         self.kind = kind
         self.given = given
         self.suggestions = suggestions
-        hint = f" Did you mean: {', '.join(suggestions)}?" if suggestions else ""
-        super().__init__(f"unknown {kind} {given!r}.{hint} (`llmplan {kind}s` lists them all)")
+        hint = f"; did you mean {', '.join(suggestions)}?" if suggestions else ""
+        extra = ", a config.json, a model folder or org/name" if kind == "model" else ""
+        super().__init__(
+            f"{kind}: {given!r} is an unknown {kind} id{hint} (allowed: the ids `llmplan {kind}s` lists{extra})"
+        )
 
 
 class UnsupportedModelError(LlmplanError):
@@ -40,6 +90,28 @@ class UnsupportedModelError(LlmplanError):
 
 class LayoutError(LlmplanError):
     """A parallel layout that cannot run this model (for example tp not dividing the attention heads)."""
+
+
+class InvalidInputError(SpecError, LayoutError):
+    """Every problem of an input at once (all of a job's and layout's, say): one line per problem.
+
+    It is a SpecError and a LayoutError, so code that catches either keeps working; `problems` holds the
+    typed records and `field` the first problem's field.
+    """
+
+    def __init__(self, problems: Iterable[Problem]) -> None:
+        self.problems = tuple(problems)
+        if not self.problems:
+            raise ValueError("InvalidInputError needs at least one problem")
+        self.field = self.problems[0].field
+        LlmplanError.__init__(self, "\n".join(str(p) for p in self.problems))
+
+
+def raise_problems(problems: Iterable[Problem]) -> None:
+    """Raise InvalidInputError carrying `problems` when there are any."""
+    found = tuple(problems)
+    if found:
+        raise InvalidInputError(found)
 
 
 class MissingExtraError(LlmplanError):

@@ -1,7 +1,8 @@
 """The `llmplan` command: a short router over one module per subcommand.
 
 Every subcommand is a thin layer over the Python API; errors of input (LlmplanError) are printed on one line
-to stderr with exit status 2, never as a traceback.
+to stderr with exit status 2, never as a traceback; several problems found at once (InvalidInputError) are
+printed one line each.
 """
 
 from __future__ import annotations
@@ -38,6 +39,7 @@ def main(argv: list[str] | None = None) -> int:
         print("aborted", file=sys.stderr)
         return 1
     except LlmplanError as exc:
-        print(f"error: {exc}", file=sys.stderr)
+        for line in str(exc).splitlines() or [type(exc).__name__]:
+            print(f"error: {line}", file=sys.stderr)
         return 2
     return result if isinstance(result, int) else 0

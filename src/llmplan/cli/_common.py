@@ -6,11 +6,13 @@ import dataclasses
 import enum
 import json
 import sys
+from pathlib import Path
 from typing import Annotated, Any
 
 import typer
 from rich.console import Console
 
+from llmplan.errors import SpecError
 from llmplan.units import GIB
 
 # Piped output (files, pagers, tests) gets a wide console so that no figure is ever cut to "…"; a terminal
@@ -49,3 +51,35 @@ def gib(n_bytes: float) -> str:
 def billions(count: float) -> str:
     """A parameter count in B (10**9)."""
     return f"{count / 1e9:,.3f}B"
+
+
+def prepare_output(path: Path, option: str = "--write") -> Path:
+    """Check, before any work, that `path` can be written: not a folder; missing parent folders are created.
+    Only the file the user names is ever written (nothing else, no tracked doc by default)."""
+    if path.is_dir():
+        raise SpecError(
+            option, f"{str(path)!r} is a folder (allowed: a file path, e.g. {path / 'report.md'})"
+        )
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise SpecError(
+            option,
+            f"cannot create the folder {str(path.parent)!r}: {exc.strerror} (allowed: a writable path)",
+        ) from None
+    return path
+
+
+def write_output(path: Path, text: str, option: str = "--write") -> None:
+    """Write `text` to `path` whole (a temporary file renamed over it), or fail with a SpecError and leave an
+    existing file as it was (a full disk, a read-only folder)."""
+    prepare_output(path, option)
+    tmp = path.with_name(f".{path.name}.tmp")
+    try:
+        tmp.write_text(text, encoding="utf-8")
+        tmp.replace(path)
+    except OSError as exc:
+        tmp.unlink(missing_ok=True)
+        raise SpecError(
+            option, f"cannot write {str(path)!r}: {exc.strerror} (allowed: a writable file path)"
+        ) from None

@@ -8,6 +8,7 @@ import typer
 from rich.table import Table
 
 from llmplan.cli._common import JsonOption, console, print_json
+from llmplan.cli.options import check_options
 from llmplan.formulas.formats import encode_all
 
 
@@ -22,6 +23,7 @@ def formats(
     json_out: JsonOption = False,
 ) -> None:
     """Show sign, exponent and mantissa bits, the stored value, the error and the range of VALUE in each format."""
+    check_options(value=value, absmax=absmax)
     rows = encode_all(value, absmax)
     if json_out:
         print_json({"value": value, "encodings": rows})

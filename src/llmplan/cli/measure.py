@@ -47,6 +47,17 @@ def measure(
     device memory and the step time; without a CUDA GPU, say so."""
     from llmplan.trace.measure import measure as run_measure
 
+    o.check_options(
+        micro_batch=micro_batch,
+        seq_len=seq_len,
+        grad_accum=grad_accum,
+        lora_rank=lora_rank,
+        lora_alpha=lora_alpha,
+        virtual_tokens=virtual_tokens,
+        prompt=prompt,
+        decode_steps=decode_steps,
+        batch=batch,
+    )
     spec = load_model(model)
     if infer:
         from llmplan.trace import inference_run

@@ -11,6 +11,7 @@ from rich.table import Table
 from llmplan import catalog
 from llmplan.adapters import parse_config
 from llmplan.cli._common import JsonOption, console, print_json
+from llmplan.cli.options import check_options
 from llmplan.errors import SpecError
 from llmplan.formulas.params import count_params
 
@@ -22,9 +23,9 @@ def models(
     json_out: JsonOption = False,
 ) -> None:
     """List the catalog's models with their exact parameter counts and sources."""
-    for name, value in (("--min-b", min_b), ("--max-b", max_b)):
-        if value is not None and value < 0:
-            raise SpecError(name, f"{value} is negative (allowed: a number of billions >= 0)")
+    check_options(min_b=min_b, max_b=max_b)
+    if min_b is not None and max_b is not None and min_b > max_b:
+        raise SpecError("--min-b", f"{min_b} exceeds --max-b {max_b} (allowed: --min-b <= --max-b)")
     rows = []
     for entry in catalog.model_entries():
         if family and family.lower() not in entry.family.lower() and family.lower() not in entry.id:

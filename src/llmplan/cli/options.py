@@ -7,7 +7,8 @@ from typing import Annotated
 
 import typer
 
-from llmplan.errors import SpecError
+from llmplan import limits
+from llmplan.errors import Problem, SpecError, raise_problems
 from llmplan.specs.training import (
     AttentionImpl,
     FsdpStrategy,
@@ -57,6 +58,82 @@ StackOption = Annotated[
 FsdpOption = Annotated[FsdpStrategy | None, typer.Option("--fsdp", help="FSDP sharding strategy.")]
 
 
+OPTION_BOUNDS: dict[str, limits.Bound] = {
+    "micro_batch": limits.MICRO_BATCH,
+    "seq": limits.SEQ_LEN,
+    "seq_len": limits.SEQ_LEN,
+    "grad_accum": limits.GRAD_ACCUM,
+    "lora_rank": limits.LORA_RANK,
+    "lora_alpha": limits.LORA_ALPHA,
+    "virtual_tokens": limits.VIRTUAL_TOKENS,
+    "num_virtual_tokens": limits.VIRTUAL_TOKENS,
+    "gpus": limits.GPUS,
+    "gpus_per_node": limits.GPUS_PER_NODE,
+    "dp": limits.DEGREE,
+    "tp": limits.DEGREE,
+    "pp": limits.DEGREE,
+    "cp": limits.DEGREE,
+    "ep": limits.DEGREE,
+    "context": limits.POSITIONS,
+    "prompt": limits.POSITIONS,
+    "batch": limits.BATCH,
+    "decode_steps": limits.DECODE_STEPS,
+    "gpu_memory_utilization": limits.GPU_MEMORY_UTILIZATION,
+    "max_num_batched_tokens": limits.BATCHED_TOKENS,
+    "max_num_seqs": limits.MAX_NUM_SEQS,
+    "absmax": limits.ABSMAX,
+    "value": limits.FORMAT_VALUE,
+    "min_b": limits.BILLIONS,
+    "max_b": limits.BILLIONS,
+}
+"""The bound of each numeric option, by its parameter name (`docs/limits.md` lists them with the reasons)."""
+
+
+def option_name(name: str) -> str:
+    """`micro_batch` -> `--micro-batch`; a positional argument keeps its name."""
+    return name.upper() if name == "value" else "--" + name.replace("_", "-")
+
+
+def option_problems(**values: object) -> list[Problem]:
+    """Every option of `values` (parameter name -> value; None = not given) outside its bound, plus the
+    choices: `zero` (ZeRO stages), `block_size` (vLLM block sizes), `group_size` (-1 or a bound)."""
+    out: list[Problem] = []
+    for name, value in values.items():
+        if value is None:
+            continue
+        field = option_name(name)
+        if name == "zero":
+            found = limits.choice_problem(field, value, limits.ZERO_STAGES, "is not a ZeRO stage")
+        elif name == "block_size":
+            found = limits.choice_problem(field, value, limits.VLLM_BLOCK_SIZES, "is not a vLLM block size")
+        elif name == "group_size":
+            found = None if value == -1 else limits.GROUP_SIZE.problem(field, value)
+            if found is not None:
+                found = Problem.of(field, value, f"-1 or {limits.GROUP_SIZE.allowed}", "is out of range")
+        else:
+            found = OPTION_BOUNDS[name].problem(field, value)
+        if found is not None:
+            out.append(found)
+    return out
+
+
+def check_options(**values: object) -> None:
+    """Raise InvalidInputError with every option outside its bound (see `option_problems`)."""
+    raise_problems(option_problems(**values))
+
+
+def lora_target_names(lora_targets: str) -> tuple[str, ...]:
+    """`--lora-targets q_proj, v_proj` -> ("q_proj", "v_proj"); SpecError for names that cannot be modules."""
+    targets = tuple(t.strip() for t in lora_targets.split(",") if t.strip())
+    for target in targets:
+        if not target.replace("_", "").replace("-", "").replace(".", "").isalnum():
+            raise SpecError(
+                "--lora-targets",
+                f"{target!r} is not a module name (allowed: names such as q_proj, v_proj, or all-linear)",
+            )
+    return targets
+
+
 def training_job(
     *,
     method: Method,
@@ -76,7 +153,7 @@ def training_job(
     chunked_ce: bool = False,
 ) -> TrainingJob:
     """The TrainingJob the options describe."""
-    targets = tuple(t.strip() for t in lora_targets.split(",") if t.strip())
+    targets = lora_target_names(lora_targets)
     peft = PeftSpec(
         lora_rank=lora_rank, lora_alpha=lora_alpha, lora_targets=targets, num_virtual_tokens=virtual_tokens
     )

@@ -9,10 +9,12 @@ from rich.table import Table
 
 from llmplan import catalog
 from llmplan.cli._common import JsonOption, console, gib, print_json
-from llmplan.cli.options import ModelArg
+from llmplan.cli.options import ModelArg, check_options
+from llmplan.errors import SpecError
 from llmplan.estimate.inference import InferenceEstimate, estimate_inference, kv_dtype_bytes
 from llmplan.formulas import kv_cache as kvf
 from llmplan.formulas import roofline
+from llmplan.limits import tight_headroom
 from llmplan.loading import load_model
 from llmplan.specs.hardware import Cluster
 from llmplan.specs.inference import Engine, InferenceJob, KvDtype, QuantFormat, VllmSettings
@@ -60,6 +62,20 @@ def serve(
 ) -> None:
     """Will MODEL serve on GPU: weights, KV cache, activations, overhead per GPU; max context x concurrency;
     time to first token, time per output token and tokens/s from a roofline."""
+    check_options(
+        tp=tp,
+        pp=pp,
+        group_size=group_size,
+        context=context,
+        prompt=prompt,
+        batch=batch,
+        gpu_memory_utilization=gpu_memory_utilization,
+        block_size=block_size,
+        max_num_batched_tokens=max_num_batched_tokens,
+        max_num_seqs=max_num_seqs,
+    )
+    if prompt is not None and prompt > context:
+        raise SpecError("--prompt", f"{prompt} exceeds --context {context} (allowed: 1 to {context})")
     spec = load_model(model)
     acc = catalog.accelerator(gpu)
     job = InferenceJob(
@@ -119,7 +135,9 @@ def _print(est: InferenceEstimate) -> None:
     for name, value in rows:
         table.add_row(name, gib(value), f"{value:,}")
     console.print(table)
-    verdict = "FITS" if est.fits else "DOES NOT FIT"
+    # vLLM pre-allocates its KV pool from what is left, so only the HF engine can be tight
+    tight = None if est.vllm else tight_headroom(est.headroom_bytes, est.capacity_bytes)
+    verdict = ("FITS, but tight" if tight else "FITS") if est.fits else "DOES NOT FIT"
     console.print(
         f"{verdict}: {'free KV-cache pool' if est.vllm else 'headroom'} {gib(est.headroom_bytes)} GiB; "
         f"largest batch at {job.context_len} tokens: "
@@ -140,6 +158,8 @@ def _print(est: InferenceEstimate) -> None:
         f"{s.tpot_s * 1e3:,.2f} ms ({s.decode.bound}-bound), {s.tokens_per_s:,.1f} tokens/s for the batch "
         f"({s.tokens_per_s_per_sequence:,.1f} per sequence); decode turns compute-bound at batch {crit}"
     )
+    if tight:
+        console.print(f"warning: {tight}")
     for note in est.notes:
         console.print(f"note: {note}")
 

@@ -72,7 +72,25 @@ def trace(
 ) -> None:
     """Run MODEL for one real step on fake tensors (no weights, no GPU) and record the live bytes per category,
     the peak and its phase; shown beside the analytic estimate with the difference per term."""
+    o.check_options(
+        micro_batch=micro_batch,
+        seq_len=seq_len,
+        grad_accum=grad_accum,
+        lora_rank=lora_rank,
+        lora_alpha=lora_alpha,
+        virtual_tokens=virtual_tokens,
+        dp=dp,
+        tp=tp,
+        pp=pp,
+        zero=zero,
+        prompt=prompt,
+        decode_steps=decode_steps,
+        batch=batch,
+    )
     spec = load_model(model)
+    from llmplan import catalog
+
+    catalog.accelerator(gpu)  # an unknown --gpu is refused before the (slow) trace, not noted after it
     if infer:
         from llmplan.trace import inference_run, trace_inference
 
@@ -110,6 +128,7 @@ def trace(
             virtual_tokens=virtual_tokens,
         )
         layout = o.layout(dp=dp, tp=tp, pp=pp, zero=zero, fsdp=fsdp)
+        _refuse_problems(spec, job, layout, gpu)
         result = trace_training(spec, job, layout=layout, compose=not full)
         comparison = _analytic_training(spec, job, layout, gpu)
     if isinstance(comparison, str):
@@ -124,6 +143,19 @@ def trace(
         print_json({"trace": result, "analytic": comparison, "notes": list(notes)})
         return
     _print(result, comparison, notes)
+
+
+def _refuse_problems(spec: object, job: object, layout: object, gpu: str) -> None:
+    """Raise every problem the analytic engine finds in the job and layout (bad LoRA targets, a kernel the
+    GPU lacks, a context beyond the positions) before the trace runs: the trace would fail or mislead."""
+    from llmplan import catalog
+    from llmplan.errors import raise_problems
+    from llmplan.estimate.validation import problems
+    from llmplan.specs.hardware import Cluster
+
+    gpus = layout.num_gpus  # type: ignore[attr-defined]
+    cluster = Cluster(accelerator=catalog.accelerator(gpu), gpus_per_node=gpus)
+    raise_problems(problems(spec, job, layout, cluster))  # type: ignore[arg-type]
 
 
 def _analytic_inference(spec: object, gpu: str, batch: int, prompt: int, steps: int, dtype: str) -> object:

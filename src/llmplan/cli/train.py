@@ -16,6 +16,7 @@ from llmplan.errors import SpecError
 from llmplan.estimate.explain import ExplainStep, explain_training
 from llmplan.estimate.suggest import Suggestion, suggest
 from llmplan.estimate.training import TrainingEstimate, estimate_training
+from llmplan.limits import tight_headroom
 from llmplan.loading import load_model
 from llmplan.specs.hardware import Cluster
 from llmplan.specs.training import (
@@ -47,6 +48,7 @@ class TrainReport:
     estimate: TrainingEstimate
     suggestions: tuple[Suggestion, ...]
     explain: tuple[ExplainStep, ...]
+    warnings: tuple[str, ...] = ()
 
 
 def train(
@@ -95,6 +97,22 @@ def train(
 ) -> None:
     """Memory per GPU of a training / fine-tuning job: weights, master weights, gradients, optimizer states,
     activations, logits, temporaries, buffers, overheads; the peak phase, the verdict and what would fit."""
+    o.check_options(
+        lora_rank=lora_rank,
+        lora_alpha=lora_alpha,
+        num_virtual_tokens=num_virtual_tokens,
+        micro_batch=micro_batch,
+        seq=seq,
+        grad_accum=grad_accum,
+        gpus=gpus,
+        gpus_per_node=gpus_per_node,
+        dp=dp,
+        tp=tp,
+        pp=pp,
+        cp=cp,
+        ep=ep,
+        zero=zero,
+    )
     spec = load_model(model)
     acc = catalog.accelerator(gpu)
     job = o.training_job(
@@ -120,7 +138,8 @@ def train(
     tips = suggest(spec, job, lay, cluster, baseline=est)
     steps = explain_training(spec, est) if explain else ()
     if json_out:
-        print_json(TrainReport(estimate=est, suggestions=tips, explain=steps))
+        warnings = tuple(w for w in (tight_headroom(est.headroom_bytes, est.capacity_bytes),) if w)
+        print_json(TrainReport(estimate=est, suggestions=tips, explain=steps, warnings=warnings))
         return
     _print(est, tips)
     if explain:
@@ -130,9 +149,14 @@ def train(
 def _layout(gpus, dp, tp, pp, cp, ep, sequence_parallel, zero, fsdp, offload, target, stack) -> Layout:
     stage = o.zero_stage(zero)
     if dp is None:
-        if gpus % (tp * pp * cp):
-            raise SpecError("gpus", f"{gpus} GPUs are not divisible by tp·pp·cp = {tp * pp * cp}")
-        dp = gpus // (tp * pp * cp)
+        model_parallel = tp * pp * cp
+        if gpus % model_parallel:
+            raise SpecError(
+                "--gpus",
+                f"{gpus} is not divisible by tp·pp·cp = {tp}·{pp}·{cp} = {model_parallel} "
+                f"(allowed: multiples of {model_parallel}, or set --dp so that dp·tp·pp·cp = --gpus)",
+            )
+        dp = gpus // model_parallel
     opt = target if offload in (OffloadWhat.OPTIMIZER, OffloadWhat.BOTH) else OffloadTarget.NONE
     par = target if offload in (OffloadWhat.PARAMS, OffloadWhat.BOTH) else OffloadTarget.NONE
     return Layout(
@@ -151,11 +175,13 @@ def _layout(gpus, dp, tp, pp, cp, ep, sequence_parallel, zero, fsdp, offload, ta
 
 
 def _cluster(acc, gpus: int, gpus_per_node: int) -> Cluster:
-    if gpus < 1:
-        raise SpecError("gpus", f"{gpus} is out of range (allowed: integers >= 1)")
     per_node = min(gpus, gpus_per_node)
     if gpus % per_node:
-        raise SpecError("gpus", f"{gpus} GPUs do not fill nodes of {gpus_per_node} (allowed: a multiple)")
+        raise SpecError(
+            "--gpus",
+            f"{gpus} does not fill nodes of --gpus-per-node {gpus_per_node} "
+            f"(allowed: up to {gpus_per_node}, or multiples of {gpus_per_node})",
+        )
     return Cluster(accelerator=acc, gpus_per_node=per_node, nodes=gpus // per_node)
 
 
@@ -190,8 +216,11 @@ def _print(est: TrainingEstimate, tips: tuple[Suggestion, ...]) -> None:
     console.print(table)
     phases = ", ".join(f"{p.phase.value} {gib(p.total)}" for p in est.phases)
     console.print(f"phases (allocated GiB, before overheads): {phases}")
-    verdict = "FITS" if est.fits else "DOES NOT FIT"
+    tight = tight_headroom(est.headroom_bytes, est.capacity_bytes)
+    verdict = ("FITS, but tight" if tight else "FITS") if est.fits else "DOES NOT FIT"
     console.print(f"{verdict}: headroom {gib(est.headroom_bytes)} GiB")
+    if tight:
+        console.print(f"warning: {tight}")
     if est.host_bytes or est.nvme_bytes:
         console.print(f"host RAM per GPU {gib(est.host_bytes)} GiB, NVMe per GPU {gib(est.nvme_bytes)} GiB")
     for tip in tips:

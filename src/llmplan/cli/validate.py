@@ -15,7 +15,7 @@ import typer
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
-from llmplan.cli._common import JsonOption, console, print_json
+from llmplan.cli._common import JsonOption, console, prepare_output, print_json, write_output
 from llmplan.errors import MissingExtraError
 
 
@@ -61,6 +61,9 @@ def validate(
 ) -> int:
     """Check the analytic memory estimates against the traced model and the published measurements."""
     from llmplan.validate import compare, report, trace_matrix
+
+    if write is not None:
+        prepare_output(write)
     from llmplan.validate.measured import load_cases
 
     comparisons: list = []
@@ -105,7 +108,7 @@ def validate(
                 explanations=report.EXPLANATIONS,
             )
         )
-        write.write_text(page, encoding="utf-8")
+        write_output(write, page)
     if json_out:
         print_json(
             {

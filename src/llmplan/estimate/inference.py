@@ -37,7 +37,8 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, TypeVar
 
-from llmplan.errors import LayoutError, SpecError
+from llmplan.errors import raise_problems
+from llmplan.estimate.validation_inference import inference_problems
 from llmplan.formulas import kv_cache as kvf
 from llmplan.formulas import roofline
 from llmplan.formulas.overheads import cublas_workspace_bytes, cuda_context_bytes
@@ -58,7 +59,6 @@ CUDA_GRAPH_BYTES = 512 * MIB
 "Graph capturing finished ... took 0.3-0.9 GiB" for 7-70B models on A100 / H100."""
 
 KV_DTYPE_BYTES = {KvDtype.FP32: 4, KvDtype.FP16: 2, KvDtype.BF16: 2, KvDtype.FP8: 1, KvDtype.INT8: 1}
-_ROPE_EXTENDABLE = {"dynamic"}
 
 
 @dataclass(frozen=True, slots=True)
@@ -161,78 +161,12 @@ def kv_dtype_bytes(job: InferenceJob) -> int:
     return KV_DTYPE_BYTES[job.kv_dtype]
 
 
-def validate(model: ModelSpec, job: InferenceJob, acc: Accelerator) -> list[str]:
-    """Refuse what cannot run (SpecError / LayoutError); return notes about what was allowed."""
-    notes: list[str] = []
-    limit = model.max_position_embeddings
-    scaling = model.rope_scaling or {}
-    kind = str(scaling.get("rope_type", scaling.get("type", "")))
-    if job.context_len > limit:
-        if kind in _ROPE_EXTENDABLE:
-            notes.append(
-                f"context {job.context_len} > max_position_embeddings {limit}: allowed by dynamic NTK rope "
-                "scaling, quality beyond the trained length is not guaranteed"
-            )
-        else:
-            shown = ", ".join(
-                f"{key} {scaling[key]}"
-                for key in ("original_max_position_embeddings", "factor")
-                if key in scaling
-            )
-            how = (
-                f"its rope_scaling ({kind}{', ' + shown if shown else ''}) already extends to {limit}"
-                if scaling
-                else "it has no rope_scaling; a config with rope_scaling (e.g. yarn or dynamic) could extend it"
-            )
-            raise SpecError(
-                "context",
-                f"{job.context_len} exceeds {model.name}'s max_position_embeddings {limit} "
-                f"({how}; allowed: <= {limit})",
-            )
-    if model.num_attention_heads % job.tp:
-        raise LayoutError(
-            f"tp: {job.tp} does not divide the {model.num_attention_heads} attention heads of "
-            f"{model.name} (allowed: divisors of {model.num_attention_heads})"
-        )
-    kvf.kv_heads_per_rank(model, job.tp)
-    if job.pp > model.num_hidden_layers:
-        raise LayoutError(f"pp: {job.pp} exceeds the {model.num_hidden_layers} layers of {model.name}")
-    if job.quant in (QuantFormat.FP8, QuantFormat.FP8_CHANNEL) and not acc.supports("fp8"):
-        floats = "fp16, bf16" if acc.supports("bf16") else "fp16"
-        raise SpecError(
-            "quant",
-            f"{job.quant.value} needs fp8 tensor cores (compute capability >= 8.9: Ada, "
-            f"Hopper, Blackwell, MI300); {acc.name} has {acc.compute_capability or 'none'} "
-            f"(allowed here: fp32, {floats}, int8, gptq-int4, awq-int4, nf4, GGUF types)",
-        )
-    dtype = job.activation_dtype.value
-    if dtype == "bf16" and not acc.supports("bf16"):
-        raise SpecError(
-            "quant" if job.quant.is_float else "compute_dtype",
-            f"bf16 needs compute capability >= 8.0; {acc.name} has {acc.compute_capability} "
-            "(allowed here: fp16 or fp32)",
-        )
-    if job.engine is Engine.VLLM and job.kv_dtype is KvDtype.INT8:
-        raise SpecError(
-            "kv_dtype", "int8 is not a vLLM KV-cache dtype (allowed with --engine vllm: auto, fp8)"
-        )
-    if job.engine is Engine.HF and job.kv_dtype in (KvDtype.FP8, KvDtype.INT8):
-        notes.append(
-            f"{job.kv_dtype.value} KV cache with transformers needs a quantized cache (QuantizedCache with quanto or "
-            "HQQ); DynamicCache stores the compute dtype"
-        )
-    if job.engine is Engine.HF and job.quant.is_gguf:
-        notes.append(
-            "transformers dequantizes GGUF files on load (gguf_file=...): these are the bytes llama.cpp and vLLM "
-            "hold; under transformers the weights take the compute dtype (use --quant bf16 / fp16 for that)"
-        )
-    if job.kv_dtype is KvDtype.FP8 and not acc.supports("fp8"):
-        notes.append(
-            "fp8 KV cache on a GPU without fp8 tensor cores: stored as fp8, upcast to fp16 in attention"
-        )
-    if job.quant.is_gguf and job.engine is Engine.VLLM:
-        notes.append("vLLM's GGUF support is experimental and single-file only")
-    return notes
+def validate(model: ModelSpec, job: InferenceJob, cluster: Cluster) -> list[str]:
+    """Raise InvalidInputError carrying every problem of `job` (`estimate.validation_inference`); return the
+    notes about what was allowed."""
+    found, notes = inference_problems(model, job, cluster)
+    raise_problems(found)
+    return list(notes)
 
 
 def _mlp_width(model: ModelSpec) -> int:
@@ -576,12 +510,7 @@ def attention_causal(layers: int, heads: int, head_dim: int, batch: int, prompt:
 def estimate_inference(model: ModelSpec, job: InferenceJob, cluster: Cluster) -> InferenceEstimate:
     """Memory per GPU, verdict, the largest batch / context that fits, vLLM's KV budget and roofline speed."""
     acc = cluster.accelerator
-    notes = validate(model, job, acc)
-    if job.tp * job.pp > cluster.num_gpus:
-        raise LayoutError(
-            f"tp x pp: {job.tp} x {job.pp} needs {job.tp * job.pp} GPUs; the cluster has "
-            f"{cluster.num_gpus} (allowed: tp·pp <= gpus)"
-        )
+    notes = validate(model, job, cluster)
     fp = _Footprint(model, job, acc)
     c, b = job.context_len, job.batch
     kv = fp.kv(c, b)

@@ -171,12 +171,12 @@ def estimate_training(
 ) -> TrainingEstimate:
     """Estimate the per-GPU memory of `job` on `layout` over `cluster` (module docstring for the phases).
 
-    Raises LayoutError / SpecError for layouts or jobs that cannot run (see `estimate.validation`).
+    Raises InvalidInputError (a LayoutError and a SpecError) carrying every problem of the job and layout
+    (`estimate.validation.problems`).
     """
-    from llmplan.estimate.validation import validate_job, validate_layout
+    from llmplan.estimate.validation import validate_training
 
-    validate_layout(model, layout, cluster)
-    validate_job(model, job, layout, cluster)
+    validate_training(model, job, layout, cluster)
     stack = resolve_stack(layout, model.hidden_size)
     split = trainable_split(model, job)
     adapted = adapted_linears(model, job)

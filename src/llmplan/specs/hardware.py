@@ -7,6 +7,7 @@ import math
 from dataclasses import dataclass, field
 from enum import Enum
 
+from llmplan import limits
 from llmplan.errors import SpecError
 
 NVLINK_HOP_LATENCY_S = 0.6e-6
@@ -137,10 +138,6 @@ class Accelerator:
             ) from None
 
 
-def _is_int(value: object) -> bool:
-    return isinstance(value, int) and not isinstance(value, bool)
-
-
 @dataclass(frozen=True, kw_only=True, slots=True)
 class Cluster:
     """GPUs of one kind: `gpus_per_node` joined by the intra-node link, nodes joined by `inter_node`.
@@ -164,12 +161,8 @@ class Cluster:
     notes: str = ""
 
     def __post_init__(self) -> None:
-        if not _is_int(self.gpus_per_node) or self.gpus_per_node < 1:
-            raise SpecError(
-                "gpus_per_node", f"{self.gpus_per_node!r} is out of range (allowed: integers >= 1)"
-            )
-        if not _is_int(self.nodes) or self.nodes < 1:
-            raise SpecError("nodes", f"{self.nodes!r} is out of range (allowed: integers >= 1)")
+        limits.check_field("gpus_per_node", self.gpus_per_node)
+        limits.check_field("nodes", self.nodes)
 
     @property
     def num_gpus(self) -> int:

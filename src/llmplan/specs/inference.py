@@ -10,6 +10,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from enum import Enum
 
+from llmplan import limits
 from llmplan.errors import SpecError
 from llmplan.specs.training import AttentionImpl
 
@@ -108,12 +109,12 @@ class VllmSettings:
     """False = `--enforce-eager`: no CUDA graphs captured, no graph memory."""
 
     def __post_init__(self) -> None:
-        if not 0 < self.gpu_memory_utilization <= 1:
+        limits.GPU_MEMORY_UTILIZATION.check("gpu_memory_utilization", self.gpu_memory_utilization)
+        if self.block_size not in limits.VLLM_BLOCK_SIZES:
+            allowed = ", ".join(str(b) for b in limits.VLLM_BLOCK_SIZES)
             raise SpecError(
-                "gpu_memory_utilization",
-                f"{self.gpu_memory_utilization} is out of range (allowed: 0 < u <= 1)",
+                "block_size", f"{self.block_size!r} is not a vLLM block size (allowed: {allowed})"
             )
-        _positive("block_size", self.block_size)
         _positive("max_num_batched_tokens", self.max_num_batched_tokens)
         _positive("max_num_seqs", self.max_num_seqs)
 
@@ -158,7 +159,7 @@ class InferenceJob:
                     f"{self.prompt_len} exceeds context_len {self.context_len} (allowed: <= context)",
                 )
         if self.group_size != -1:
-            _positive("group_size", self.group_size)
+            limits.GROUP_SIZE.check("group_size", self.group_size)
         if self.compute_dtype not in (QuantFormat.FP16, QuantFormat.BF16, QuantFormat.FP32):
             raise SpecError(
                 "compute_dtype",
@@ -176,5 +177,5 @@ class InferenceJob:
 
 
 def _positive(name: str, value: int) -> None:
-    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-        raise SpecError(name, f"{value!r} is out of range (allowed: integers >= 1)")
+    """The field's bound from `llmplan.limits` (at least 1, at most a generous maximum)."""
+    limits.check_field(name, value)

@@ -9,6 +9,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from enum import Enum
 
+from llmplan import limits
 from llmplan.errors import SpecError
 
 
@@ -229,11 +230,15 @@ class PeftSpec:
         _positive("lora_rank", self.lora_rank)
         _positive("num_virtual_tokens", self.num_virtual_tokens)
         _positive("adapter_size", self.adapter_size)
-        _positive("quant_block_size", self.quant_block_size)
-        if self.freeze_layers < 0:
-            raise SpecError("freeze_layers", f"{self.freeze_layers} is negative (allowed: integers >= 0)")
-        if not 0 <= self.lora_dropout < 1:
-            raise SpecError("lora_dropout", f"{self.lora_dropout} is out of range (allowed: 0 <= p < 1)")
+        limits.check_field("freeze_layers", self.freeze_layers)
+        limits.check_field("lora_alpha", self.lora_alpha)
+        limits.LORA_DROPOUT.check("lora_dropout", self.lora_dropout)
+        if self.quant_block_size not in limits.QUANT_BLOCK_SIZES:
+            allowed = ", ".join(str(b) for b in limits.QUANT_BLOCK_SIZES)
+            raise SpecError(
+                "quant_block_size",
+                f"{self.quant_block_size!r} is not a bitsandbytes block size (allowed: {allowed})",
+            )
         if not self.lora_targets:
             raise SpecError("lora_targets", "is empty (allowed: module names such as q_proj, or all-linear)")
 
@@ -322,5 +327,5 @@ class Layout:
 
 
 def _positive(name: str, value: int) -> None:
-    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-        raise SpecError(name, f"{value!r} is out of range (allowed: integers >= 1)")
+    """The field's bound from `llmplan.limits` (at least 1, at most a generous maximum)."""
+    limits.check_field(name, value)
