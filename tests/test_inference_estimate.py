@@ -151,7 +151,9 @@ def test_vllm_blocks_follow_determine_available_memory() -> None:
     est = estimate_inference(spec, job, cluster("h100"))
     v = est.vllm
     assert v is not None
-    assert v.requested_bytes == int(est.capacity_bytes * 0.9)
+    # vLLM multiplies torch.cuda.mem_get_info's total (79.11 GiB on an H100 80GB), not nvidia-smi's 81559 MiB
+    assert v.requested_bytes == int(round(79.11 * 2**30) * 0.9)
+    assert v.requested_bytes < int(est.capacity_bytes * 0.9)
     assert v.available_kv_bytes == v.requested_bytes - v.profile_peak_bytes - v.non_torch_bytes
     assert v.block_bytes == 16 * 128 * 1024
     assert v.num_gpu_blocks == v.available_kv_bytes // v.block_bytes

@@ -25,7 +25,7 @@ With vLLM the peak is the one its profile run sees: the same transients for t = 
 max_num_seqs rows.
 
 vLLM's KV budget mirrors `Worker.determine_available_memory` (vllm/v1/worker/gpu_worker.py):
-    available = total · gpu_memory_utilization − (torch peak of the profile run, weights included)
+    available = total · gpu_memory_utilization   (total: torch.cuda.mem_get_info's, catalog/torch_memory.py) − (torch peak of the profile run, weights included)
                 − non-torch allocations (NCCL, cuBLAS)
     num_gpu_blocks = available // (block_size · KV bytes per token of all layers)   (v1 kv_cache_utils)
 CUDA graphs are captured after the KV cache is allocated and come on top of the budget.
@@ -37,6 +37,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, TypeVar
 
+from llmplan.catalog.torch_memory import torch_total
 from llmplan.errors import raise_problems
 from llmplan.estimate.validation_inference import inference_problems
 from llmplan.formulas import kv_cache as kvf
@@ -397,7 +398,7 @@ class _Footprint:
         return self.capacity
 
     def vllm_available(self) -> int:
-        requested = int(self.capacity * self.job.vllm.gpu_memory_utilization)
+        requested = int(torch_total(self.acc).bytes * self.job.vllm.gpu_memory_utilization)
         non_torch = self.non_torch - (CUDA_GRAPH_BYTES if self.job.vllm.cuda_graphs else 0)
         return requested - self.vllm_peak - non_torch
 
@@ -524,7 +525,7 @@ def estimate_inference(model: ModelSpec, job: InferenceJob, cluster: Cluster) ->
         blocks = max(0, available) // block_bytes
         per_seq = fp.kv(c, 1)
         budget = VllmBudget(
-            requested_bytes=int(acc.memory_bytes * job.vllm.gpu_memory_utilization),
+            requested_bytes=int(torch_total(acc).bytes * job.vllm.gpu_memory_utilization),
             profile_peak_bytes=fp.vllm_peak,
             non_torch_bytes=fp.non_torch - (CUDA_GRAPH_BYTES if job.vllm.cuda_graphs else 0),
             available_kv_bytes=available,
