@@ -2,24 +2,29 @@
 
 from __future__ import annotations
 
-from typing import Annotated
+from typing import Annotated, TypeVar
 
 import typer
 from rich.table import Table
 
 from llmplan import catalog
-from llmplan.cli._common import JsonOption, console, gib, print_json
+from llmplan.cli import serve_load as load
+from llmplan.cli._common import JsonOption, console, gib, print_json, to_jsonable
 from llmplan.cli.options import ModelArg, check_options
 from llmplan.errors import SpecError
 from llmplan.estimate.inference import InferenceEstimate, estimate_inference, kv_dtype_bytes
+from llmplan.estimate.serving import EngineOverrides, plan_serving
 from llmplan.formulas import kv_cache as kvf
 from llmplan.formulas import roofline
 from llmplan.limits import tight_headroom
 from llmplan.loading import load_model
+from llmplan.specs.engines import ServingEngine, Setting, engine_defaults
 from llmplan.specs.hardware import Cluster
 from llmplan.specs.inference import Engine, InferenceJob, KvDtype, QuantFormat, VllmSettings
 from llmplan.specs.model import ModelSpec
 from llmplan.specs.training import AttentionImpl
+
+T = TypeVar("T")
 
 
 def serve(
@@ -43,25 +48,62 @@ def serve(
     prompt: Annotated[
         int | None, typer.Option("--prompt", help="Prompt tokens (default: the context).")
     ] = None,
-    batch: Annotated[int, typer.Option("--batch", "--concurrency", help="Sequences decoded together.")] = 1,
+    batch: Annotated[
+        int | None,
+        typer.Option(
+            "--batch", "--concurrency", help="Sequences decoded together (under load: requests in flight)."
+        ),
+    ] = None,
     engine: Annotated[
-        Engine, typer.Option("--engine", help="hf (transformers generate) or vllm.")
-    ] = Engine.HF,
+        ServingEngine,
+        typer.Option(
+            "--engine",
+            help="hf (transformers generate), vllm, sglang or trtllm (scheduling defaults: "
+            "specs/engines.py; the memory table of sglang / trtllm follows vLLM's budget rule).",
+        ),
+    ] = ServingEngine.HF,
     attention: Annotated[
         AttentionImpl,
         typer.Option("--attention", help="HF attention kernel: eager materialises the s x s scores."),
     ] = AttentionImpl.SDPA,
-    gpu_memory_utilization: Annotated[float, typer.Option(help="vLLM memory fraction.")] = 0.9,
-    block_size: Annotated[int, typer.Option(help="vLLM KV block size (tokens).")] = 16,
-    max_num_batched_tokens: Annotated[int, typer.Option(help="vLLM tokens per scheduler step.")] = 8192,
-    max_num_seqs: Annotated[int, typer.Option(help="vLLM sequences per step.")] = 256,
-    chunked_prefill: Annotated[bool, typer.Option(help="vLLM chunked prefill.")] = True,
-    enforce_eager: Annotated[bool, typer.Option(help="vLLM without CUDA graphs.")] = False,
+    gpu_memory_utilization: Annotated[
+        float | None, typer.Option(help="Engine memory fraction (default: the engine's).")
+    ] = None,
+    block_size: Annotated[
+        int | None, typer.Option(help="KV block size in tokens (default: the engine's).")
+    ] = None,
+    max_num_batched_tokens: Annotated[
+        int | None, typer.Option(help="Tokens per scheduler step (default: the engine's).")
+    ] = None,
+    max_num_seqs: Annotated[
+        int | None, typer.Option(help="Sequences per step (default: the engine's).")
+    ] = None,
+    chunked_prefill: Annotated[
+        bool | None, typer.Option("--chunked-prefill/--no-chunked-prefill", help="Chunked prefill.")
+    ] = None,
+    enforce_eager: Annotated[bool, typer.Option(help="No CUDA graphs.")] = False,
+    input_len: load.InputLenOption = None,
+    output_len: load.OutputLenOption = None,
+    request_rate: load.RateOption = None,
+    num_requests: load.NumRequestsOption = 1000,
+    seed: load.SeedOption = 0,
+    prefix_hit_rate: load.PrefixOption = 0.0,
+    spec_tokens: load.SpecTokensOption = 0,
+    acceptance_rate: load.AcceptanceOption = None,
+    ep: load.EpOption = 1,
+    price: load.PriceOption = None,
+    slo_ttft_ms: load.SloTtftOption = None,
+    slo_tpot_ms: load.SloTpotOption = None,
+    slo_stat: load.SloStatOption = "p90",
+    target_rate: load.TargetRateOption = None,
     explain: Annotated[bool, typer.Option("--explain", help="Show each formula with its numbers.")] = False,
     json_out: JsonOption = False,
 ) -> None:
     """Will MODEL serve on GPU: weights, KV cache, activations, overhead per GPU; max context x concurrency;
-    time to first token, time per output token and tokens/s from a roofline."""
+    time to first token, time per output token and tokens/s from a roofline. With --input-len / --output-len
+    (and --concurrency or --request-rate): the engine's scheduler simulated under load — TTFT, TPOT, ITL, E2E
+    percentiles, throughput, cost per million tokens, and the largest load meeting --slo-ttft-ms / --slo-tpot-ms."""
+
     check_options(
         tp=tp,
         pp=pp,
@@ -78,35 +120,65 @@ def serve(
         raise SpecError("--prompt", f"{prompt} exceeds --context {context} (allowed: 1 to {context})")
     spec = load_model(model)
     acc = catalog.accelerator(gpu)
+    defaults = engine_defaults(engine if engine is not ServingEngine.HF else ServingEngine.VLLM, acc, tp)
+    overrides = EngineOverrides(
+        max_num_seqs=max_num_seqs,
+        max_num_batched_tokens=max_num_batched_tokens,
+        chunked_prefill=chunked_prefill,
+        block_size=block_size,
+        memory_fraction=gpu_memory_utilization,
+        cuda_graphs=False if enforce_eager else None,
+    )
+    loaded = input_len is not None or output_len is not None or request_rate is not None
+    if loaded:
+        context = load.context_of(input_len, output_len)
     job = InferenceJob(
         quant=quant,
         compute_dtype=compute_dtype,
         kv_dtype=kv_dtype,
         context_len=context,
         prompt_len=prompt,
-        batch=batch,
-        engine=engine,
+        batch=batch or 1,
+        engine=Engine.HF if engine is ServingEngine.HF else Engine.VLLM,
         attention=attention,
         group_size=group_size,
         tp=tp,
         pp=pp,
         vllm=VllmSettings(
-            gpu_memory_utilization=gpu_memory_utilization,
-            block_size=block_size,
-            max_num_batched_tokens=max_num_batched_tokens,
-            max_num_seqs=max_num_seqs,
-            enable_chunked_prefill=chunked_prefill,
+            gpu_memory_utilization=_pick(gpu_memory_utilization, defaults.memory_fraction),
+            block_size=_pick(block_size, defaults.block_size),
+            max_num_batched_tokens=_pick(max_num_batched_tokens, defaults.max_num_batched_tokens),
+            max_num_seqs=_pick(max_num_seqs, defaults.max_num_seqs),
+            enable_chunked_prefill=_pick(chunked_prefill, defaults.chunked_prefill),
             cuda_graphs=not enforce_eager,
         ),
     )
     cluster = Cluster(accelerator=acc, gpus_per_node=max(8, tp * pp))
     est = estimate_inference(spec, job, cluster)
+    if loaded:
+        request = load.request(
+            input_len, output_len, batch, request_rate, num_requests, seed,
+            prefix_hit_rate, slo_ttft_ms, slo_tpot_ms, slo_stat, target_rate,
+        )  # fmt: skip
+        plan = plan_serving(
+            spec, job, cluster, engine, context=context, overrides=overrides,
+            spec_decode=load.spec_decode(spec_tokens, acceptance_rate), ep=ep, price_usd_per_gpu_hour=price,
+        )  # fmt: skip
+        if not json_out:
+            _print(est)
+        load.run(plan, request, to_jsonable(est) if json_out else None)
+        return
     if json_out:
         print_json(est)
         return
     _print(est)
     if explain:
         _explain(spec, est)
+
+
+def _pick(value: T | None, setting: Setting) -> T:
+    """The user's value, else the engine's default."""
+    return value if value is not None else setting.value  # type: ignore[return-value]
 
 
 def _print(est: InferenceEstimate) -> None:

@@ -450,7 +450,9 @@ def _speed(model: ModelSpec, job: InferenceJob, cluster: Cluster, fp: _Footprint
     peak = acc.peak_flops(dtype) if acc.supports(dtype) else acc.peak_flops("fp16")
     bw = acc.memory_bandwidth_bytes_per_s
     tp, pp = job.tp, job.pp
-    b, p, c = job.batch, job.prefill_tokens, job.context_len
+    # vLLM runs at most max_num_seqs sequences per step; the rest wait (the batch is not decoded at once)
+    b = min(job.batch, job.vllm.max_num_seqs) if job.engine is Engine.VLLM else job.batch
+    p, c = job.prefill_tokens, job.context_len
     heads = model.num_attention_heads
     dqk = model.head_dim if model.mla is None else model.mla.qk_nope_head_dim + model.mla.qk_rope_head_dim
     layers = model.num_hidden_layers
@@ -560,7 +562,10 @@ def estimate_inference(model: ModelSpec, job: InferenceJob, cluster: Cluster) ->
                 "left (lower --context or raise gpu_memory_utilization)"
             )
         if b > job.vllm.max_num_seqs:
-            notes.append(f"batch {b} > max_num_seqs {job.vllm.max_num_seqs}: vLLM queues the rest")
+            notes.append(
+                f"batch {b} > max_num_seqs {job.vllm.max_num_seqs}: vLLM decodes {job.vllm.max_num_seqs} at a time "
+                "and queues the rest (speed below is for that batch)"
+            )
     else:
         prompt = min(job.prefill_tokens, c)
         act = fp.hf_activation(c, b, prompt)
@@ -584,7 +589,9 @@ def estimate_inference(model: ModelSpec, job: InferenceJob, cluster: Cluster) ->
         capacity_bytes=acc.memory_bytes,
         fits=fits,
         headroom_bytes=headroom,
-        max_batch_at_context=_max_batch(fp, c),
+        max_batch_at_context=(
+            min(_max_batch(fp, c), job.vllm.max_num_seqs) if job.engine is Engine.VLLM else _max_batch(fp, c)
+        ),
         max_context_at_batch=_max_context(fp, b, max(cap, c)),
         vllm=budget,
         speed=_speed(model, job, cluster, fp),

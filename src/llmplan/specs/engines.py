@@ -132,9 +132,15 @@ def _vllm(acc: Accelerator) -> EngineDefaults:
         version=VLLM_VERSION,
         max_num_seqs=Setting(1024 if big else 256, f"{_VLLM_ARGS}: OPENAI_API_SERVER, GPU {tier}"),
         max_num_batched_tokens=Setting(8192 if big else 2048, f"{_VLLM_ARGS}: OPENAI_API_SERVER, GPU {tier}"),
-        chunked_prefill=Setting(True, f"vllm {VLLM_VERSION} vllm/config/scheduler.py: v1 always chunks prefills"),
-        block_size=Setting(16, f"vllm {VLLM_VERSION} vllm/config/cache.py `CacheConfig.block_size` (CUDA: 16)"),
-        cuda_graphs=Setting(True, f"vllm {VLLM_VERSION} vllm/config/compilation.py (off with --enforce-eager)"),
+        chunked_prefill=Setting(
+            True, f"vllm {VLLM_VERSION} vllm/config/scheduler.py: v1 always chunks prefills"
+        ),
+        block_size=Setting(
+            16, f"vllm {VLLM_VERSION} vllm/config/cache.py `CacheConfig.block_size` (CUDA: 16)"
+        ),
+        cuda_graphs=Setting(
+            True, f"vllm {VLLM_VERSION} vllm/config/compilation.py (off with --enforce-eager)"
+        ),
         cuda_graph_max_batch=Setting(
             512, f"vllm {VLLM_VERSION} vllm/config/compilation.py `max_cudagraph_capture_size` default 512"
         ),
@@ -160,12 +166,16 @@ def _sglang(acc: Accelerator, tp: int) -> EngineDefaults:
             f"sglang {SGLANG_VERSION} python/sglang/srt/model_executor/model_runner.py: max_running_requests "
             "capped at 4096 (the KV pool usually binds first)",
         ),
-        max_num_batched_tokens=Setting(chunk, f"{_SGL_ARGS}: chunked_prefill_size by GPU memory ({mem_gib:.0f} GiB)"),
+        max_num_batched_tokens=Setting(
+            chunk, f"{_SGL_ARGS}: chunked_prefill_size by GPU memory ({mem_gib:.0f} GiB)"
+        ),
         chunked_prefill=Setting(True, f"{_SGL_ARGS}: chunked_prefill_size > 0"),
         block_size=Setting(1, f"{_SGL_ARGS}: page_size 1 (token-granular RadixAttention pool)"),
         cuda_graphs=Setting(True, f"{_SGL_ARGS}: disable_cuda_graph False"),
         cuda_graph_max_batch=Setting(graph_bs, f"{_SGL_ARGS}: cuda_graph_max_bs by GPU memory and tp {tp}"),
-        mixed_step_graphs=Setting(False, f"sglang {SGLANG_VERSION} cuda_graph_runner.py: decode batches only"),
+        mixed_step_graphs=Setting(
+            False, f"sglang {SGLANG_VERSION} cuda_graph_runner.py: decode batches only"
+        ),
         memory_fraction=Setting(fraction, f"{_SGL_ARGS}: mem_fraction_static by tp {tp}"),
         memory_rule=MemoryRule.STATIC_FRACTION,
         admission=Admission.ON_DEMAND,

@@ -1,0 +1,117 @@
+"""The constants of one engine iteration (`formulas.serving_step.StepModel`) for a model, job, cluster, engine.
+
+Per tp rank and pp stage (layers split evenly, the embedding / head shares divided by pp like the weights in
+`estimate.inference`):
+- decoder-layer weight bytes = the format's weight bytes on a rank (`formulas.quant.weight_bytes`) − the
+  vocab-parallel embedding − an untied head (both in the compute dtype);
+- GEMM FLOPs per token = 2 · (active parameters − embedding − positions − norms − head) / tp;
+- the GEMM peak is the weight format's compute dtype: fp8 formats the fp8 peak, int8 the int8 peak, 16-bit
+  and weight-only 4-bit formats (GPTQ, AWQ, NF4, GGUF) the 16-bit peak;
+- the TP group spans min(tp, gpus per node) GPUs on the intra-node link, the network beyond a node
+  (400 Gb/s InfiniBand NDR per GPU when the cluster names none, as `specs.hardware.Cluster` documents).
+"""
+
+from __future__ import annotations
+
+from llmplan.estimate.inference import kv_dtype_bytes
+from llmplan.formulas import kv_cache as kvf
+from llmplan.formulas.comms import Collective, CommGroup
+from llmplan.formulas.params import count_params
+from llmplan.formulas.quant import FLOAT_BYTES, weight_bytes
+from llmplan.formulas.roofline import HBM_BANDWIDTH_FRACTION, PREFILL_FLOPS_FRACTION
+from llmplan.formulas.serving_step import (
+    EAGER_KERNELS_PER_LAYER,
+    FLASH_ATTENTION_FLOPS_FRACTION,
+    FUSED_KERNELS_PER_LAYER,
+    StepModel,
+    linear_cost,
+)
+from llmplan.specs.engines import EngineDefaults, ServingEngine
+from llmplan.specs.hardware import Accelerator, Cluster
+from llmplan.specs.inference import InferenceJob, QuantFormat
+from llmplan.specs.model import ModelSpec
+
+NDR_BYTES_PER_S = 50e9
+"""400 Gb/s InfiniBand NDR per GPU (one ConnectX-7 per GPU in a DGX H100), one way."""
+PCIE_FALLBACK_BYTES_PER_S = 16e9
+"""GPUs without a peer link talk over PCIe 4.0 x16 through the host (~16 GB/s one way in practice)."""
+
+
+def gemm_dtype(job: InferenceJob) -> str:
+    """The dtype the GEMMs of this weight format run in (module docstring)."""
+    if job.quant in (QuantFormat.FP8, QuantFormat.FP8_CHANNEL):
+        return "fp8"
+    if job.quant is QuantFormat.INT8:
+        return "int8"
+    return job.activation_dtype.value
+
+
+def _peak(acc: Accelerator, dtype: str) -> float:
+    if acc.supports(dtype):
+        return acc.peak_flops(dtype)
+    return acc.peak_flops("fp16") if acc.supports("fp16") else acc.peak_flops("fp32")
+
+
+def _group(cluster: Cluster, size: int) -> CommGroup:
+    acc = cluster.accelerator
+    intra = acc.intra_node.one_way_bytes_per_s if acc.intra_node else PCIE_FALLBACK_BYTES_PER_S
+    nodes = -(-size // cluster.gpus_per_node)
+    inter = cluster.inter_node.one_way_bytes_per_s if cluster.inter_node else NDR_BYTES_PER_S
+    return CommGroup(size=size, nodes=min(nodes, size), intra_bytes_per_s=intra, inter_bytes_per_s=inter)
+
+
+def build_step_model(
+    model: ModelSpec, job: InferenceJob, cluster: Cluster, engine: EngineDefaults, *, ep: int = 1
+) -> StepModel:
+    """StepModel of one rank and stage (module docstring)."""
+    acc = cluster.accelerator
+    tp, pp = job.tp, job.pp
+    params = count_params(model)
+    act = FLOAT_BYTES[job.activation_dtype]
+    w = weight_bytes(model, job.quant, compute_dtype=job.compute_dtype, tp=tp, group_size=job.group_size)
+    vocab_h = model.vocab_size * model.hidden_size
+    embed_bytes = params.embedding * act / tp
+    head_bytes = vocab_h * act / tp
+    layer_bytes = w.total - embed_bytes - (head_bytes if params.lm_head else 0)
+    routed = layer_bytes * params.routed_experts / max(1, params.total - params.embedding - params.lm_head)
+    layer_params = params.active_per_token - params.embedding - params.position - params.norm - params.lm_head
+    moe = model.moe
+    graphs = bool(engine.cuda_graphs.value)
+    moe_layers = sum(1 for block in model.layers if block.moe)
+    hf = engine.engine is ServingEngine.HF
+    return StepModel(
+        pp=pp,
+        layers_per_stage=-(-model.num_hidden_layers // pp),
+        layer_weight_bytes=(layer_bytes - routed) / pp,
+        routed_weight_bytes=routed / pp,
+        num_experts=moe.num_experts if moe else 0,
+        experts_per_token=moe.experts_per_token if moe else 0,
+        layer_flops_per_token=2.0 * layer_params / tp / pp,
+        head_weight_bytes=head_bytes / pp,
+        head_flops_per_row=2.0 * vocab_h / tp / pp,
+        kv_bytes_per_token=kvf.kv_bytes_per_token(model, kv_dtype_bytes(job), tp) / pp,
+        attn_flops_per_pair=4.0
+        * model.num_hidden_layers
+        * (model.num_attention_heads / tp)
+        * _qk_dim(model)
+        / pp,
+        hbm_bytes_per_s=acc.memory_bandwidth_bytes_per_s * HBM_BANDWIDTH_FRACTION,
+        gemm_flops_per_s=_peak(acc, gemm_dtype(job)) * PREFILL_FLOPS_FRACTION,
+        attn_flops_per_s=_peak(acc, job.activation_dtype.value) * FLASH_ATTENTION_FLOPS_FRACTION,
+        tp_allreduce=linear_cost(Collective.ALL_REDUCE, _group(cluster, tp)),
+        allreduces_per_layer=2 if tp > 1 else 0,
+        ep_all_to_all=linear_cost(Collective.ALL_TO_ALL, _group(cluster, ep)),
+        moe_layers_per_stage=-(-moe_layers // pp) if ep > 1 else 0,
+        pp_p2p=linear_cost(Collective.P2P, _group(cluster, 2)) if pp > 1 else (0.0, 0.0),
+        hidden_bytes_per_token=float(model.hidden_size * act),
+        dispatch_bytes_per_token=float((moe.experts_per_token if moe else 0) * model.hidden_size * act),
+        kernels_per_layer=EAGER_KERNELS_PER_LAYER if hf else FUSED_KERNELS_PER_LAYER,
+        graph_max_batch=int(engine.cuda_graph_max_batch.value) if graphs else 0,
+        mixed_step_graphs=bool(engine.mixed_step_graphs.value),
+    )
+
+
+def _qk_dim(model: ModelSpec) -> int:
+    if model.mla is not None:
+        return model.mla.qk_nope_head_dim + model.mla.qk_rope_head_dim
+    return model.head_dim
