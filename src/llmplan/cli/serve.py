@@ -138,7 +138,7 @@ def serve(
         kv_dtype=kv_dtype,
         context_len=context,
         prompt_len=prompt,
-        batch=batch or 1,
+        batch=batch if batch is not None else 1,
         engine=Engine.HF if engine is ServingEngine.HF else Engine.VLLM,
         attention=attention,
         group_size=group_size,

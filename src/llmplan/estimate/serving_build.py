@@ -7,15 +7,15 @@ Per tp rank and pp stage (layers split evenly, the embedding / head shares divid
 - GEMM FLOPs per token = 2 · (active parameters − embedding − positions − norms − head) / tp;
 - the GEMM peak is the weight format's compute dtype: fp8 formats the fp8 peak, int8 the int8 peak, 16-bit
   and weight-only 4-bit formats (GPTQ, AWQ, NF4, GGUF) the 16-bit peak;
-- the TP group spans min(tp, gpus per node) GPUs on the intra-node link, the network beyond a node
-  (400 Gb/s InfiniBand NDR per GPU when the cluster names none, as `specs.hardware.Cluster` documents).
+- the TP, EP and PP groups sit on the cluster as `formulas.topology.comm_group` places them (tp innermost,
+  ep inside the tp group as vLLM's --enable-expert-parallel lays it out, pp stages tp ranks apart).
 """
 
 from __future__ import annotations
 
 from llmplan.estimate.inference import kv_dtype_bytes
 from llmplan.formulas import kv_cache as kvf
-from llmplan.formulas.comms import Collective, CommGroup
+from llmplan.formulas.comms import Collective
 from llmplan.formulas.params import count_params
 from llmplan.formulas.quant import FLOAT_BYTES, weight_bytes
 from llmplan.formulas.roofline import HBM_BANDWIDTH_FRACTION, PREFILL_FLOPS_FRACTION
@@ -26,15 +26,11 @@ from llmplan.formulas.serving_step import (
     StepModel,
     linear_cost,
 )
+from llmplan.formulas.topology import comm_group
 from llmplan.specs.engines import EngineDefaults, ServingEngine
 from llmplan.specs.hardware import Accelerator, Cluster
 from llmplan.specs.inference import InferenceJob, QuantFormat
 from llmplan.specs.model import ModelSpec
-
-NDR_BYTES_PER_S = 50e9
-"""400 Gb/s InfiniBand NDR per GPU (one ConnectX-7 per GPU in a DGX H100), one way."""
-PCIE_FALLBACK_BYTES_PER_S = 16e9
-"""GPUs without a peer link talk over PCIe 4.0 x16 through the host (~16 GB/s one way in practice)."""
 
 
 def gemm_dtype(job: InferenceJob) -> str:
@@ -50,14 +46,6 @@ def _peak(acc: Accelerator, dtype: str) -> float:
     if acc.supports(dtype):
         return acc.peak_flops(dtype)
     return acc.peak_flops("fp16") if acc.supports("fp16") else acc.peak_flops("fp32")
-
-
-def _group(cluster: Cluster, size: int) -> CommGroup:
-    acc = cluster.accelerator
-    intra = acc.intra_node.one_way_bytes_per_s if acc.intra_node else PCIE_FALLBACK_BYTES_PER_S
-    nodes = -(-size // cluster.gpus_per_node)
-    inter = cluster.inter_node.one_way_bytes_per_s if cluster.inter_node else NDR_BYTES_PER_S
-    return CommGroup(size=size, nodes=min(nodes, size), intra_bytes_per_s=intra, inter_bytes_per_s=inter)
 
 
 def build_step_model(
@@ -98,11 +86,17 @@ def build_step_model(
         hbm_bytes_per_s=acc.memory_bandwidth_bytes_per_s * HBM_BANDWIDTH_FRACTION,
         gemm_flops_per_s=_peak(acc, gemm_dtype(job)) * PREFILL_FLOPS_FRACTION,
         attn_flops_per_s=_peak(acc, job.activation_dtype.value) * FLASH_ATTENTION_FLOPS_FRACTION,
-        tp_allreduce=linear_cost(Collective.ALL_REDUCE, _group(cluster, tp)),
+        tp_allreduce=linear_cost(Collective.ALL_REDUCE, comm_group(cluster, tp)),
         allreduces_per_layer=2 if tp > 1 else 0,
-        ep_all_to_all=linear_cost(Collective.ALL_TO_ALL, _group(cluster, ep)),
+        ep_all_to_all=linear_cost(
+            Collective.ALL_TO_ALL, comm_group(cluster, ep, collective=Collective.ALL_TO_ALL)
+        ),
         moe_layers_per_stage=-(-moe_layers // pp) if ep > 1 else 0,
-        pp_p2p=linear_cost(Collective.P2P, _group(cluster, 2)) if pp > 1 else (0.0, 0.0),
+        pp_p2p=(
+            linear_cost(Collective.P2P, comm_group(cluster, 2, stride=tp, collective=Collective.P2P))
+            if pp > 1
+            else (0.0, 0.0)
+        ),
         hidden_bytes_per_token=float(model.hidden_size * act),
         dispatch_bytes_per_token=float((moe.experts_per_token if moe else 0) * model.hidden_size * act),
         kernels_per_layer=EAGER_KERNELS_PER_LAYER if hf else FUSED_KERNELS_PER_LAYER,
