@@ -29,6 +29,8 @@ class Unit(str, Enum):
     """US dollars."""
     KWH = "kwh"
     """Energy in kilowatt-hours."""
+    GPU_HOURS = "gpu_h"
+    """GPU-hours: GPUs × hours of wall-clock time."""
     RATIO = "ratio"
     """A dimensionless fraction (efficiency, utilisation, overlap)."""
     COUNT = "count"

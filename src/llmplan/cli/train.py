@@ -11,10 +11,13 @@ from rich.table import Table
 
 from llmplan import catalog
 from llmplan.cli import options as o
+from llmplan.cli import train_time as tt
 from llmplan.cli._common import JsonOption, console, gib, print_json
 from llmplan.errors import SpecError
+from llmplan.estimate.cost import CostEstimate, estimate_run
 from llmplan.estimate.explain import ExplainStep, explain_training
 from llmplan.estimate.suggest import Suggestion, suggest
+from llmplan.estimate.time import TimeEstimate, estimate_time
 from llmplan.estimate.training import TrainingEstimate, estimate_training
 from llmplan.limits import tight_headroom
 from llmplan.loading import load_model
@@ -26,6 +29,7 @@ from llmplan.specs.training import (
     OffloadTarget,
     Optimizer,
     OptimizerImpl,
+    PipelineSchedule,
     Precision,
     Recompute,
     Stack,
@@ -48,6 +52,9 @@ class TrainReport:
     estimate: TrainingEstimate
     suggestions: tuple[Suggestion, ...]
     explain: tuple[ExplainStep, ...]
+    time: TimeEstimate
+    cost: CostEstimate | None
+    """Time to train and cost, with --tokens or --epochs."""
     warnings: tuple[str, ...] = ()
 
 
@@ -75,6 +82,7 @@ def train(
     gpu: Annotated[str, typer.Option("--gpu", help="Accelerator id or alias.")] = "h100-sxm-80gb",
     gpus: Annotated[int, typer.Option("--gpus", help="GPUs in the job.")] = 1,
     gpus_per_node: Annotated[int, typer.Option("--gpus-per-node", help="GPUs per node.")] = 8,
+    nodes: tt.NodesOption = None,
     dp: Annotated[
         int | None, typer.Option("--dp", help="Data parallel (default: gpus / (tp·pp·cp)).")
     ] = None,
@@ -92,6 +100,12 @@ def train(
     offload_target: Annotated[
         OffloadTarget, typer.Option("--offload-target", help="cpu or nvme.")
     ] = OffloadTarget.CPU,
+    pp_schedule: tt.ScheduleOption = PipelineSchedule.ONE_F_ONE_B,
+    virtual_stages: tt.VirtualStagesOption = 1,
+    tokens: tt.TokensOption = None,
+    epochs: tt.EpochsOption = None,
+    dataset_tokens: tt.DatasetTokensOption = None,
+    price: tt.PriceOption = None,
     explain: Annotated[bool, typer.Option("--explain", help="Show the arithmetic step by step.")] = False,
     json_out: JsonOption = False,
 ) -> None:
@@ -132,18 +146,32 @@ def train(
         packing=packing,
         chunked_ce=chunked_ce,
     )
+    gpus = tt.total_gpus(gpus, nodes, gpus_per_node)
+    train_tokens = tt.run_tokens(tokens, epochs, dataset_tokens)
     lay = _layout(gpus, dp, tp, pp, cp, ep, sequence_parallel, zero, fsdp, offload, offload_target, stack)
-    cluster = _cluster(acc, gpus, gpus_per_node)
+    lay = tt.with_schedule(lay, pp_schedule, virtual_stages)
+    cluster = tt.cluster_network(_cluster(acc, gpus, gpus_per_node))
     est = estimate_training(spec, job, lay, cluster)
     tips = suggest(spec, job, lay, cluster, baseline=est)
     steps = explain_training(spec, est) if explain else ()
+    timing = estimate_time(spec, job, lay, cluster)
+    cost = None
+    if train_tokens is not None:
+        timing, cost = estimate_run(
+            timing, tokens=train_tokens, gpus=lay.num_gpus, acc=acc, price_usd_per_gpu_hour=price
+        )
     if json_out:
         warnings = tuple(w for w in (tight_headroom(est.headroom_bytes, est.capacity_bytes),) if w)
-        print_json(TrainReport(estimate=est, suggestions=tips, explain=steps, warnings=warnings))
+        report = TrainReport(
+            estimate=est, suggestions=tips, explain=steps, time=timing, cost=cost, warnings=warnings
+        )
+        print_json(report)
         return
     _print(est, tips)
+    tt.print_time(timing, cost)
     if explain:
         _print_explain(steps)
+        tt.print_time_explain(timing)
 
 
 def _layout(gpus, dp, tp, pp, cp, ep, sequence_parallel, zero, fsdp, offload, target, stack) -> Layout:

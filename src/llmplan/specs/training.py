@@ -198,6 +198,9 @@ class PipelineSchedule(str, Enum):
     """One forward one backward: stage i keeps at most pp - i micro-batches in flight."""
     INTERLEAVED = "interleaved"
     """1F1B with virtual stages: (1 + (pp-1)/(pp·v)) times stage-0's 1F1B activations."""
+    ZERO_BUBBLE = "zero-bubble"
+    """ZB-H1 (Qi et al. 2023, "Zero Bubble Pipeline Parallelism"): backward split into input-gradient (B) and
+    weight-gradient (W) passes, W scheduled into the bubble; 1F1B's activation memory."""
 
 
 @dataclass(frozen=True, kw_only=True, slots=True)

@@ -1,0 +1,261 @@
+"""The collectives of a layout on a cluster (`formulas.layout_comms` describes each): the stage's synchronous
+ones per micro-batch (TP, CP, EP, PP) and the data-parallel ones per step, each on the `CommGroup` of its ranks.
+
+Placement (Megatron-LM `parallel_state.RankGenerator`, order tp-cp-dp-pp; torchtitan's device mesh gives the
+same): tp ranks are consecutive, then cp, then dp, then pp; a group of `size` ranks `stride` apart spans
+nodes once size · stride exceeds the GPUs of a node.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from llmplan.errors import SpecError
+from llmplan.formulas.comms import Collective, CommGroup, collective_time
+from llmplan.formulas.flops import Pass, StepOps
+from llmplan.formulas.layout_comms import DDP_BUCKET_BYTES, CommCall, Overlap, bucketed
+from llmplan.formulas.model_states import MIXED, ModelStates
+from llmplan.specs.hardware import Cluster
+from llmplan.specs.model import Group, ModelSpec, TpSplit
+from llmplan.specs.training import FsdpStrategy, Layout, OffloadTarget, Precision, Recompute, TrainingJob
+
+_RING = (Collective.ALL_REDUCE, Collective.REDUCE_SCATTER, Collective.ALL_GATHER)
+
+
+def comm_group(cluster: Cluster, size: int, stride: int, kind: Collective) -> CommGroup:
+    """The CommGroup of `size` ranks `stride` apart (module docstring). Between nodes a ring drives one NIC per
+    rank the group has on a node (NCCL rings are rail-aligned); all-to-all and p2p use the GPU's own share."""
+    acc = cluster.accelerator
+    g = cluster.gpus_per_node
+    link = acc.intra_node or acc.host
+    if link is None:
+        raise SpecError("gpu", f"{acc.name} has no intra-node link in the catalog (needed for {kind.value})")
+    intra = link.one_way_bytes_per_s
+    if size <= 1 or size * stride <= g:
+        return CommGroup(size=max(1, size), intra_bytes_per_s=intra)
+    if cluster.inter_node is None:
+        raise SpecError(
+            "cluster",
+            f"a {kind.value} over {size} ranks spans nodes but the cluster has no inter-node network",
+        )
+    per_node = 1 if stride >= g else max(1, g // stride)
+    nodes = max(2, min(size, size // per_node))
+    rails = per_node if kind in _RING else 1
+    return CommGroup(
+        size=size,
+        nodes=nodes,
+        intra_bytes_per_s=intra,
+        inter_bytes_per_s=cluster.inter_node.one_way_bytes_per_s * rails,
+    )
+
+
+@dataclass(frozen=True, slots=True)
+class StageComms:
+    """Per micro-batch on one stage: exposed seconds added to forward and backward, and each collective's
+    (name, seconds, exposed seconds)."""
+
+    forward_s: float
+    backward_s: float
+    items: tuple[tuple[str, float, float], ...]
+
+
+def stage_calls(
+    model: ModelSpec,
+    job: TrainingJob,
+    layout: Layout,
+    cluster: Cluster,
+    layers,
+    first: bool,
+    last: bool,
+    tokens: int,
+    act_bytes: int,
+    attention_fwd_s: float,
+) -> StageComms:
+    """TP, CP, EP and PP collectives of one micro-batch on one stage (formulas.layout_comms)."""
+    fwd = bwd = 0.0
+    items: list[tuple[str, float, float]] = []
+    h = model.hidden_size
+    n_layers = len(layers)
+    if layout.tp > 1:
+        syncs = sum(_tp_syncs(model, model.layers[j]) for j in layers)
+        msg = tokens * h * act_bytes
+        grp = comm_group(cluster, layout.tp, 1, Collective.ALL_REDUCE)
+        if layout.sequence_parallel:
+            one = (
+                collective_time("tp", Collective.REDUCE_SCATTER, msg, grp).value
+                + collective_time("tp", Collective.ALL_GATHER, msg, grp).value
+            )
+        else:
+            one = collective_time("tp", Collective.ALL_REDUCE, msg, grp).value
+        f_calls = syncs + (1 if first else 0)
+        b_calls = syncs + (1 if last else 0) + (syncs if job.recompute is Recompute.FULL else 0)
+        fwd += f_calls * one
+        bwd += b_calls * one
+        items.append(
+            (
+                "tp_all_reduce" if not layout.sequence_parallel else "tp_reduce_scatter_all_gather",
+                (f_calls + b_calls) * one,
+                (f_calls + b_calls) * one,
+            )
+        )
+    if layout.cp > 1:
+        kv = model.num_key_value_heads * model.head_dim * 2 / min(layout.tp, model.num_key_value_heads)
+        msg = tokens * kv * act_bytes
+        grp = comm_group(cluster, 2, layout.tp, Collective.P2P)
+        step = collective_time("cp", Collective.P2P, msg, grp).value
+        ring_f = (layout.cp - 1) * step * n_layers
+        ring_b = 2 * ring_f
+        exp_f = max(0.0, ring_f - attention_fwd_s)
+        exp_b = max(0.0, ring_b - 2 * attention_fwd_s)
+        fwd += exp_f
+        bwd += exp_b
+        items.append(("cp_ring_p2p", ring_f + ring_b, exp_f + exp_b))
+    if layout.ep > 1 and model.moe is not None:
+        moe_layers = sum(1 for j in layers if model.layers[j].moe)
+        msg = tokens * model.moe.experts_per_token * h * act_bytes
+        grp = comm_group(cluster, layout.ep, layout.tp * layout.cp, Collective.ALL_TO_ALL)
+        one = collective_time("ep", Collective.ALL_TO_ALL, msg, grp).value
+        f_calls = 2 * moe_layers
+        b_calls = 2 * moe_layers * (2 if job.recompute is Recompute.FULL else 1)
+        fwd += f_calls * one
+        bwd += b_calls * one
+        items.append(("ep_all_to_all", (f_calls + b_calls) * one, (f_calls + b_calls) * one))
+    if layout.pp > 1:
+        msg = tokens * h * act_bytes / (layout.tp if layout.sequence_parallel else 1)
+        grp = comm_group(cluster, 2, layout.tp * layout.cp * layout.dp, Collective.P2P)
+        one = collective_time("pp", Collective.P2P, msg, grp).value
+        sends = (0 if last else 1) + (0 if first else 1)
+        fwd += sends * one / 2
+        bwd += sends * one / 2
+        items.append(("pp_p2p", sends * one, sends * one))
+    return StageComms(fwd, bwd, tuple(items))
+
+
+def _tp_syncs(model: ModelSpec, block) -> int:
+    """All-reduces per layer forward: one per block part (attention, MLP) that ends in a row-parallel linear;
+    one when attention and MLP run in parallel and are summed before the reduction."""
+    parts = {lin.group is Group.ATTENTION for lin in block.linears if lin.tp is TpSplit.ROW}
+    return 1 if model.parallel_attention else len(parts)
+
+
+def dp_calls(
+    model: ModelSpec, job: TrainingJob, layout: Layout, cluster: Cluster, ops: StepOps, states: ModelStates
+) -> list[CommCall]:
+    """Data-parallel collectives of the stage (formulas.layout_comms): gradient sync, ZeRO / FSDP gathers."""
+    calls: list[CommCall] = []
+    n = layout.dp * layout.cp
+    trainable = sum(g.m * g.n * g.count for g in ops.gemms if g.step is Pass.WEIGHT_GRAD)
+    params = sum(g.n * g.k * g.count for g in ops.gemms if g.step is Pass.FORWARD)
+    if n > 1 and trainable == 0 and layout.sharding_stage < 3:
+        trainable = max(0, states.trainable_on_rank)
+    if n <= 1:
+        return _offload_calls(job, layout, cluster, params)
+    stage = layout.sharding_stage
+    w_bytes = 4 if job.precision in (Precision.FP32, Precision.AMP_BF16) else 2
+    fsdp_mixed = layout.fsdp is not None and job.precision in MIXED
+    g_bytes = 4 if fsdp_mixed or job.precision in (Precision.FP32, Precision.AMP_BF16) else 2
+    hybrid = layout.fsdp is FsdpStrategy.HYBRID_SHARD
+    shard_n = min(n, cluster.gpus_per_node) if hybrid else n
+    stride = layout.tp
+    if stage == 0:
+        grp = comm_group(cluster, n, stride, Collective.ALL_REDUCE)
+        calls.append(
+            bucketed(
+                "dp_all_reduce",
+                Collective.ALL_REDUCE,
+                trainable * g_bytes,
+                DDP_BUCKET_BYTES,
+                grp,
+                Overlap.LAST_BACKWARD,
+                False,
+            )
+        )
+        return calls + _offload_calls(job, layout, cluster, params)
+    rs = comm_group(cluster, shard_n, stride, Collective.REDUCE_SCATTER)
+    ag = comm_group(cluster, shard_n, stride, Collective.ALL_GATHER)
+    layers = max(1, model.num_hidden_layers // layout.pp)
+    if stage in (1, 2) and layout.fsdp is None:
+        calls.append(
+            bucketed(
+                "zero_reduce_scatter",
+                Collective.REDUCE_SCATTER,
+                trainable * g_bytes,
+                5e8 * g_bytes,
+                rs,
+                Overlap.BACKWARD if stage == 2 else Overlap.LAST_BACKWARD,
+                stage == 2,
+            )
+        )
+        calls.append(
+            CommCall(
+                "zero_all_gather", Collective.ALL_GATHER, trainable * w_bytes, ag, 1, Overlap.NONE, False
+            )
+        )
+        return calls + _offload_calls(job, layout, cluster, params)
+    unit = params * w_bytes / layers
+    gathers = (
+        CommCall(
+            "fsdp_all_gather_forward",
+            Collective.ALL_GATHER,
+            unit,
+            ag,
+            layers,
+            Overlap.FORWARD,
+            True,
+            first_unit_s=collective_time("ag", Collective.ALL_GATHER, unit, ag).value,
+        ),
+    )
+    calls.extend(gathers)
+    if stage == 3:
+        calls.append(
+            CommCall(
+                "fsdp_all_gather_backward",
+                Collective.ALL_GATHER,
+                unit,
+                ag,
+                layers,
+                Overlap.BACKWARD,
+                True,
+                first_unit_s=collective_time("ag", Collective.ALL_GATHER, unit, ag).value,
+            )
+        )
+    grad_unit = trainable * g_bytes / layers
+    calls.append(
+        CommCall(
+            "fsdp_reduce_scatter",
+            Collective.REDUCE_SCATTER,
+            grad_unit,
+            rs,
+            layers,
+            Overlap.BACKWARD,
+            True,
+            first_unit_s=collective_time("rs", Collective.REDUCE_SCATTER, grad_unit, rs).value,
+        )
+    )
+    if hybrid and n > shard_n:
+        rep = comm_group(cluster, n // shard_n, stride * shard_n, Collective.ALL_REDUCE)
+        calls.append(
+            bucketed(
+                "hsdp_all_reduce",
+                Collective.ALL_REDUCE,
+                trainable * g_bytes / shard_n,
+                DDP_BUCKET_BYTES,
+                rep,
+                Overlap.LAST_BACKWARD,
+                False,
+            )
+        )
+    return calls + _offload_calls(job, layout, cluster, params)
+
+
+def _offload_calls(job: TrainingJob, layout: Layout, cluster: Cluster, params: int) -> list[CommCall]:
+    """Parameter offload: the 16-bit parameters cross the host link for forward and for backward."""
+    if layout.offload_params is OffloadTarget.NONE:
+        return []
+    host = cluster.accelerator.host
+    if host is None:
+        raise SpecError("offload", f"{cluster.accelerator.name} has no host link in the catalog")
+    grp = CommGroup(size=2, intra_bytes_per_s=host.one_way_bytes_per_s)
+    return [
+        CommCall("offload_params_h2d", Collective.P2P, params * 2, grp, 2, Overlap.FORWARD, True),
+    ]
