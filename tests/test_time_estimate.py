@@ -230,5 +230,19 @@ def test_cli_explain_lists_the_constants(capsys):
 def test_cli_bad_time_input_exits_2(capsys, args, field):
     code, out, err = run(capsys, "llama-2-7b", *args)
     assert code == 2
-    assert err.startswith(f"error: {field}")
+    assert err.startswith((f"error: {field}", f"error: --{field}"))
     assert "Traceback" not in err
+
+
+def test_cli_cluster_preset_and_unknown_cluster(capsys):
+    code, out, _ = run(
+        capsys, "llama-2-7b", "--cluster", "dgx-a100-80gb", "--nodes", "2", "--fsdp", "full-shard", "--json"
+    )
+    assert code == 0
+    data = json.loads(out)
+    assert data["estimate"]["accelerator"].startswith("NVIDIA A100")
+    assert data["time"]["tokens_per_step"] == 16 * 2048
+    code, _, err = run(capsys, "llama-2-7b", "--cluster", "no-such-cluster")
+    assert code == 2 and "cluster" in err
+    code, _, err = run(capsys, "llama-2-7b", "--cluster", "dgx-h100", "--gpus", "12")
+    assert code == 2 and err.startswith("error: gpus")

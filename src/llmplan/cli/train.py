@@ -83,6 +83,7 @@ def train(
     gpus: Annotated[int, typer.Option("--gpus", help="GPUs in the job.")] = 1,
     gpus_per_node: Annotated[int, typer.Option("--gpus-per-node", help="GPUs per node.")] = 8,
     nodes: tt.NodesOption = None,
+    cluster_id: tt.ClusterOption = None,
     dp: Annotated[
         int | None, typer.Option("--dp", help="Data parallel (default: gpus / (tp·pp·cp)).")
     ] = None,
@@ -128,7 +129,13 @@ def train(
         zero=zero,
     )
     spec = load_model(model)
-    acc = catalog.accelerator(gpu)
+    if cluster_id is not None:
+        cluster = tt.preset_cluster(cluster_id, gpus, nodes)
+        acc, gpus, network_note = cluster.accelerator, cluster.num_gpus, ""
+    else:
+        acc = catalog.accelerator(gpu)
+        gpus = tt.total_gpus(gpus, nodes, gpus_per_node)
+        cluster, network_note = tt.cluster_network(_cluster(acc, gpus, gpus_per_node))
     job = o.training_job(
         method=method,
         precision=precision,
@@ -146,11 +153,9 @@ def train(
         packing=packing,
         chunked_ce=chunked_ce,
     )
-    gpus = tt.total_gpus(gpus, nodes, gpus_per_node)
     train_tokens = tt.run_tokens(tokens, epochs, dataset_tokens)
     lay = _layout(gpus, dp, tp, pp, cp, ep, sequence_parallel, zero, fsdp, offload, offload_target, stack)
     lay = tt.with_schedule(lay, pp_schedule, virtual_stages)
-    cluster = tt.cluster_network(_cluster(acc, gpus, gpus_per_node))
     est = estimate_training(spec, job, lay, cluster)
     tips = suggest(spec, job, lay, cluster, baseline=est)
     steps = explain_training(spec, est) if explain else ()
@@ -168,7 +173,7 @@ def train(
         print_json(report)
         return
     _print(est, tips)
-    tt.print_time(timing, cost)
+    tt.print_time(timing, cost, network_note)
     if explain:
         _print_explain(steps)
         tt.print_time_explain(timing)

@@ -9,11 +9,12 @@ from typing import Annotated
 import typer
 from rich.table import Table
 
+from llmplan import catalog
 from llmplan.cli._common import console
 from llmplan.errors import SpecError
 from llmplan.estimate.cost import CostEstimate, check_tokens
 from llmplan.estimate.time import TimeEstimate
-from llmplan.specs.hardware import Cluster, Direction, Link
+from llmplan.specs.hardware import Cluster
 from llmplan.specs.training import Layout, PipelineSchedule
 
 TokensOption = Annotated[
@@ -63,7 +64,7 @@ def run_tokens(tokens: str | None, epochs: float | None, dataset_tokens: str | N
     return check_tokens(epochs * parse_tokens(dataset_tokens, "dataset_tokens"))
 
 
-def print_time(est: TimeEstimate, cost: CostEstimate | None) -> None:
+def print_time(est: TimeEstimate, cost: CostEstimate | None, note: str = "") -> None:
     table = Table(title=f"step time {est.step_s:.4f} s per step of {est.tokens_per_step:,} tokens")
     table.add_column("time per step")
     table.add_column("s", justify="right")
@@ -78,6 +79,8 @@ def print_time(est: TimeEstimate, cost: CostEstimate | None) -> None:
         f"throughput {est.tokens_per_s:,.0f} tokens/s, {est.tokens_per_s_per_gpu:,.0f} tokens/s per GPU; "
         f"MFU {est.mfu:.1%} (6N + 12·L·h·s) / {est.mfu_causal:.1%} (causal 6N + 6·L·h·s); HFU {est.hfu:.1%}"
     )
+    if note:
+        console.print(f"note: {note}")
     for term in est.comm:
         console.print(f"  {term.name}: {term.value:.4f} s per step, exposed {term.parts[0].value:.4f} s")
     if cost is not None and est.time_to_train_s is not None:
@@ -95,9 +98,15 @@ def print_time_explain(est: TimeEstimate) -> None:
         console.print(f"  {term.name} = {term.value:,.4g} ({term.formula}); source: {term.source}")
 
 
-DEFAULT_NETWORK = Link("InfiniBand NDR 400 Gb/s per GPU", 50e9, Direction.UNIDIRECTIONAL)
-"""The network assumed between nodes when none is given: one 400 Gb/s ConnectX-7 NIC per GPU, as in a DGX H100
-node (NVIDIA DGX H100 user guide, networking)."""
+DEFAULT_NETWORK_PRESET = "dgx-h100"
+"""Without --cluster, a multi-node job takes the network of the first cluster preset of the same accelerator,
+else this preset's (8 × 400 Gb/s NDR InfiniBand per node, one NIC per GPU)."""
+ClusterOption = Annotated[
+    str | None,
+    typer.Option(
+        "--cluster", help="Cluster preset (llmplan clusters): GPU, GPUs per node, links; with --nodes."
+    ),
+]
 
 
 def total_gpus(gpus: int, nodes: int | None, gpus_per_node: int) -> int:
@@ -120,8 +129,32 @@ def with_schedule(layout: Layout, schedule: PipelineSchedule, virtual: int) -> L
     return dataclasses.replace(layout, pp_schedule=schedule, pp_virtual_stages=virtual)
 
 
-def cluster_network(cluster: Cluster) -> Cluster:
-    """A multi-node cluster without a network gets DEFAULT_NETWORK."""
-    if cluster.nodes > 1 and cluster.inter_node is None:
-        return dataclasses.replace(cluster, inter_node=DEFAULT_NETWORK)
-    return cluster
+def cluster_network(cluster: Cluster) -> tuple[Cluster, str]:
+    """A multi-node cluster without a network gets the network of a preset (DEFAULT_NETWORK_PRESET); returns
+    the cluster and a note saying what was assumed ("" when nothing was)."""
+    if cluster.nodes == 1 or cluster.inter_node is not None:
+        return cluster, ""
+    same = [c for c in catalog.clusters() if c.accelerator.id == cluster.accelerator.id and c.inter_node]
+    preset = same[0] if same else catalog.cluster(DEFAULT_NETWORK_PRESET)
+    assert preset.inter_node is not None  # a preset with a network
+    note = f"network between nodes not given (--cluster): assumed {preset.inter_node.name}"
+    return dataclasses.replace(cluster, inter_node=preset.inter_node), note
+
+
+def preset_cluster(preset_id: str, gpus: int, nodes: int | None) -> Cluster:
+    """The preset scaled to --nodes (or to --gpus: whole nodes, or part of one node)."""
+    preset = catalog.cluster(preset_id)
+    per_node = preset.gpus_per_node
+    if nodes is not None:
+        if gpus not in (1, nodes * per_node):
+            raise SpecError(
+                "gpus", f"{gpus} GPUs disagree with --nodes {nodes} of {preset_id} ({per_node} per node)"
+            )
+        return catalog.cluster(preset_id, nodes=nodes)
+    if gpus <= per_node:
+        return dataclasses.replace(preset, gpus_per_node=gpus)
+    if gpus % per_node:
+        raise SpecError(
+            "gpus", f"{gpus} GPUs do not fill nodes of {preset_id} ({per_node} per node; allowed: multiples)"
+        )
+    return catalog.cluster(preset_id, nodes=gpus // per_node)

@@ -1,9 +1,8 @@
 """The collectives of a layout on a cluster (`formulas.layout_comms` describes each): the stage's synchronous
 ones per micro-batch (TP, CP, EP, PP) and the data-parallel ones per step, each on the `CommGroup` of its ranks.
 
-Placement (Megatron-LM `parallel_state.RankGenerator`, order tp-cp-dp-pp; torchtitan's device mesh gives the
-same): tp ranks are consecutive, then cp, then dp, then pp; a group of `size` ranks `stride` apart spans
-nodes once size · stride exceeds the GPUs of a node.
+Placement and links: `formulas.topology` (tp ranks consecutive, then cp, dp, pp; ep inside dp; rail-aligned rings
+between nodes).
 """
 
 from __future__ import annotations
@@ -15,38 +14,14 @@ from llmplan.formulas.comms import Collective, CommGroup, collective_time
 from llmplan.formulas.flops import Pass, StepOps
 from llmplan.formulas.layout_comms import DDP_BUCKET_BYTES, CommCall, Overlap, bucketed
 from llmplan.formulas.model_states import MIXED, ModelStates
+from llmplan.formulas.topology import comm_group
 from llmplan.specs.hardware import Cluster
 from llmplan.specs.model import Group, ModelSpec, TpSplit
 from llmplan.specs.training import FsdpStrategy, Layout, OffloadTarget, Precision, Recompute, TrainingJob
 
-_RING = (Collective.ALL_REDUCE, Collective.REDUCE_SCATTER, Collective.ALL_GATHER)
 
-
-def comm_group(cluster: Cluster, size: int, stride: int, kind: Collective) -> CommGroup:
-    """The CommGroup of `size` ranks `stride` apart (module docstring). Between nodes a ring drives one NIC per
-    rank the group has on a node (NCCL rings are rail-aligned); all-to-all and p2p use the GPU's own share."""
-    acc = cluster.accelerator
-    g = cluster.gpus_per_node
-    link = acc.intra_node or acc.host
-    if link is None:
-        raise SpecError("gpu", f"{acc.name} has no intra-node link in the catalog (needed for {kind.value})")
-    intra = link.one_way_bytes_per_s
-    if size <= 1 or size * stride <= g:
-        return CommGroup(size=max(1, size), intra_bytes_per_s=intra)
-    if cluster.inter_node is None:
-        raise SpecError(
-            "cluster",
-            f"a {kind.value} over {size} ranks spans nodes but the cluster has no inter-node network",
-        )
-    per_node = 1 if stride >= g else max(1, g // stride)
-    nodes = max(2, min(size, size // per_node))
-    rails = per_node if kind in _RING else 1
-    return CommGroup(
-        size=size,
-        nodes=nodes,
-        intra_bytes_per_s=intra,
-        inter_bytes_per_s=cluster.inter_node.one_way_bytes_per_s * rails,
-    )
+def _group(cluster: Cluster, size: int, stride: int, kind: Collective) -> CommGroup:
+    return comm_group(cluster, size, stride=stride, collective=kind)
 
 
 @dataclass(frozen=True, slots=True)
@@ -79,7 +54,7 @@ def stage_calls(
     if layout.tp > 1:
         syncs = sum(_tp_syncs(model, model.layers[j]) for j in layers)
         msg = tokens * h * act_bytes
-        grp = comm_group(cluster, layout.tp, 1, Collective.ALL_REDUCE)
+        grp = _group(cluster, layout.tp, 1, Collective.ALL_REDUCE)
         if layout.sequence_parallel:
             one = (
                 collective_time("tp", Collective.REDUCE_SCATTER, msg, grp).value
@@ -101,7 +76,7 @@ def stage_calls(
     if layout.cp > 1:
         kv = model.num_key_value_heads * model.head_dim * 2 / min(layout.tp, model.num_key_value_heads)
         msg = tokens * kv * act_bytes
-        grp = comm_group(cluster, 2, layout.tp, Collective.P2P)
+        grp = _group(cluster, 2, layout.tp, Collective.P2P)
         step = collective_time("cp", Collective.P2P, msg, grp).value
         ring_f = (layout.cp - 1) * step * n_layers
         ring_b = 2 * ring_f
@@ -113,7 +88,7 @@ def stage_calls(
     if layout.ep > 1 and model.moe is not None:
         moe_layers = sum(1 for j in layers if model.layers[j].moe)
         msg = tokens * model.moe.experts_per_token * h * act_bytes
-        grp = comm_group(cluster, layout.ep, layout.tp * layout.cp, Collective.ALL_TO_ALL)
+        grp = _group(cluster, layout.ep, layout.tp * layout.cp, Collective.ALL_TO_ALL)
         one = collective_time("ep", Collective.ALL_TO_ALL, msg, grp).value
         f_calls = 2 * moe_layers
         b_calls = 2 * moe_layers * (2 if job.recompute is Recompute.FULL else 1)
@@ -122,7 +97,7 @@ def stage_calls(
         items.append(("ep_all_to_all", (f_calls + b_calls) * one, (f_calls + b_calls) * one))
     if layout.pp > 1:
         msg = tokens * h * act_bytes / (layout.tp if layout.sequence_parallel else 1)
-        grp = comm_group(cluster, 2, layout.tp * layout.cp * layout.dp, Collective.P2P)
+        grp = _group(cluster, 2, layout.tp * layout.cp * layout.dp, Collective.P2P)
         one = collective_time("pp", Collective.P2P, msg, grp).value
         sends = (0 if last else 1) + (0 if first else 1)
         fwd += sends * one / 2
@@ -158,7 +133,7 @@ def dp_calls(
     shard_n = min(n, cluster.gpus_per_node) if hybrid else n
     stride = layout.tp
     if stage == 0:
-        grp = comm_group(cluster, n, stride, Collective.ALL_REDUCE)
+        grp = _group(cluster, n, stride, Collective.ALL_REDUCE)
         calls.append(
             bucketed(
                 "dp_all_reduce",
@@ -171,8 +146,8 @@ def dp_calls(
             )
         )
         return calls + _offload_calls(job, layout, cluster, params)
-    rs = comm_group(cluster, shard_n, stride, Collective.REDUCE_SCATTER)
-    ag = comm_group(cluster, shard_n, stride, Collective.ALL_GATHER)
+    rs = _group(cluster, shard_n, stride, Collective.REDUCE_SCATTER)
+    ag = _group(cluster, shard_n, stride, Collective.ALL_GATHER)
     layers = max(1, model.num_hidden_layers // layout.pp)
     if stage in (1, 2) and layout.fsdp is None:
         calls.append(
@@ -233,7 +208,7 @@ def dp_calls(
         )
     )
     if hybrid and n > shard_n:
-        rep = comm_group(cluster, n // shard_n, stride * shard_n, Collective.ALL_REDUCE)
+        rep = _group(cluster, n // shard_n, stride * shard_n, Collective.ALL_REDUCE)
         calls.append(
             bucketed(
                 "hsdp_all_reduce",

@@ -25,6 +25,7 @@ import math
 from llmplan.formulas.flops import AttentionCore, Gemm, Pass
 from llmplan.formulas.roofline import HBM_BANDWIDTH_FRACTION
 from llmplan.specs.hardware import Accelerator
+from llmplan.specs.model import Block, MlpKind, ModelSpec, NormScope, PositionKind, Role
 
 MAMF_FRACTION = {"Ampere": 0.859, "Hopper": 0.801, "CDNA 3": 0.601, "CDNA 2": 0.767}
 """Maximum achievable matmul FLOP/s / dense peak, BF16, by architecture: A100 SXM 267.9 of 312, H100 SXM 792.1
@@ -119,7 +120,9 @@ CHUNKED_LOSS_BYTES_PER_LOGIT = 4
 """A fused / chunked cross-entropy (Liger kernel) reads the 16-bit logits once and writes their gradient in place."""
 
 
-def elementwise_elements(model, block, *, tp: int, sequence_parallel: bool) -> tuple[float, float]:
+def elementwise_elements(
+    model: ModelSpec, block: Block, *, tp: int, sequence_parallel: bool
+) -> tuple[float, float]:
     """(forward, backward) elements moved through HBM per token by one decoder layer's memory-bound ops.
 
     Per token, h = hidden size, f = the width entering the MLP's output projections (top-k experts' widths for
@@ -132,21 +135,12 @@ def elementwise_elements(model, block, *, tp: int, sequence_parallel: bool) -> t
     Norms and residual adds work on h / tp elements per GPU with sequence parallelism, on h without.
     Bias adds and ALiBi are fused into the GEMM epilogue and the attention kernel (no traffic of their own).
     """
-    from llmplan.specs.model import Group, MlpKind, PositionKind, TpSplit
-
     h = model.hidden_size / (tp if sequence_parallel else 1)
     norms = sum(
-        1 for t in block.tensors if t.group is Group.NORM and not t.is_bias and t.name.endswith("weight")
+        1 for t in block.tensors if t.norm is not None and not t.is_bias and t.norm_scope is NormScope.HIDDEN
     )
     adds = 1 if model.parallel_attention else 2
-    f = (
-        sum(
-            lin.in_features * lin.active_copies
-            for lin in block.linears
-            if lin.group in (Group.MLP, Group.ROUTED_EXPERTS, Group.SHARED_EXPERTS) and lin.tp is TpSplit.ROW
-        )
-        / tp
-    )
+    f = sum(lin.in_features * lin.active_copies for lin in block.linears if lin.role is Role.DOWN) / tp
     gated = model.mlp_kind is MlpKind.GATED
     q = (model.num_attention_heads + model.num_key_value_heads) * model.head_dim / tp
     rope = model.position is PositionKind.ROPE

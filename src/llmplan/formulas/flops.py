@@ -47,7 +47,8 @@ from dataclasses import dataclass
 from enum import Enum
 
 from llmplan.formulas.model_states import memo_by_model
-from llmplan.specs.model import AttentionKind, Block, Group, Linear, ModelSpec, TpSplit
+from llmplan.formulas.parallel.tensor import shard_linear
+from llmplan.specs.model import AttentionKind, Block, Group, Linear, ModelSpec, Role
 from llmplan.specs.training import AttentionImpl, Method, Recompute, TrainingJob
 
 
@@ -194,24 +195,23 @@ def _layer_kinds(model: ModelSpec) -> tuple[tuple[Block, ...], tuple[int, ...]]:
 
 
 def _split(lin: Linear, model: ModelSpec, sh: Shard) -> tuple[int, int, int]:
-    """(in, out, experts on this GPU) after tensor and expert parallelism."""
-    inp, out = lin.in_features, lin.out_features
-    if lin.tp is TpSplit.COLUMN:
-        out = max(1, out // sh.tp)
-    elif lin.tp is TpSplit.ROW:
-        inp = max(1, inp // sh.tp)
+    """(in, out, experts on this GPU) after tensor parallelism (`parallel.tensor.shard_linear`: whole kv
+    heads per rank) and expert parallelism."""
+    inp, out = shard_linear(lin, model, sh.tp)
     experts = lin.copies // sh.ep if lin.group is Group.ROUTED_EXPERTS else 1
     return inp, out, max(1, experts)
+
+
+_BLOCK_INPUT_ROLES = frozenset({Role.Q, Role.K, Role.V, Role.QKV, Role.Q_DOWN, Role.KV_DOWN})
+_MLP_INPUT_ROLES = frozenset({Role.GATE, Role.UP, Role.GATE_UP, Role.ROUTER, Role.SHARED_EXPERT_GATE})
 
 
 def _reads_block_input(lin: Linear, model: ModelSpec) -> bool:
     """Linears that multiply the block's (normalised) input directly: attention input projections, and with
     parallel attention the MLP's input linears too."""
-    if lin.in_features != model.hidden_size or lin.tp is TpSplit.ROW:
-        return False
-    if lin.group is Group.ATTENTION:
+    if lin.role in _BLOCK_INPUT_ROLES:
         return True
-    return model.parallel_attention and lin.group in (Group.MLP, Group.SHARED_EXPERTS, Group.ROUTER)
+    return model.parallel_attention and lin.role in _MLP_INPUT_ROLES
 
 
 def _trains(lin: Linear, job: TrainingJob, frozen_layer: bool) -> bool:
