@@ -40,7 +40,7 @@ from llmplan.formulas.model_states import (
     trainable_split,
 )
 from llmplan.formulas.overheads import Overheads, overheads
-from llmplan.formulas.peft import TrainableParams, lora_target_linears
+from llmplan.formulas.peft import LORA_FAMILY, TrainableParams, lora_target_linears
 from llmplan.specs.hardware import Cluster
 from llmplan.specs.model import ModelSpec
 from llmplan.specs.training import (
@@ -157,7 +157,7 @@ def adapted_linears(model: ModelSpec, job: TrainingJob) -> frozenset[str]:
     ia3_targets = model.peft_defaults.ia3_targets
     if job.method is Method.IA3 and ia3_targets is not None:
         return memo_by_model(_adapted, model, ia3_targets, False)
-    if job.method not in (Method.LORA, Method.QLORA, Method.DORA, Method.ADALORA):
+    if job.method not in LORA_FAMILY:
         return frozenset()
     return memo_by_model(_adapted, model, job.peft.lora_targets, job.method is not Method.ADALORA)
 

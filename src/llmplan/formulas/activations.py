@@ -33,23 +33,21 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from llmplan.formulas.layer_activations import (
+from llmplan.formulas.inventory import memo_by_model
+from llmplan.formulas.layer_activations import first_norm_bytes, layer_bytes, layer_transient, norm_bytes
+from llmplan.formulas.layer_context import (
     DROPOUT_MASK_BYTES,
     FP32,
     INPUT_NEEDS_GRAD,
     INT64,
     NORMS_TRAIN,
     LayerContext,
-    first_norm_bytes,
-    layer_bytes,
     layer_context,
-    layer_transient,
-    norm_bytes,
     norm_out_bytes,
     tokens_per_micro_batch,
 )
 from llmplan.formulas.logits import HeadBytes, head_bytes
-from llmplan.formulas.model_states import memo_by_model
+from llmplan.formulas.parallel.pipeline import micro_batches_in_flight, scale_by, stage_layers
 from llmplan.specs.model import Block, ModelSpec, NormKind, PositionKind
 from llmplan.specs.training import (
     Layout,
@@ -131,27 +129,27 @@ def training_activations(
     st = stack or resolve_stack(layout, model.hidden_size)
     head = _head(ctx, st)
     embed = _embedding_bytes(ctx)
-    stages = _stage_layers(model.num_hidden_layers, layout.pp)
+    stages = stage_layers(model.num_hidden_layers, layout.pp)
     m = job.grad_accum_steps
     first = stages[0]
     last = stages[-1]
-    first_layers = sum(kept[first[0] : first[1]])
-    last_layers = sum(kept[last[0] : last[1]])
+    first_layers = sum(kept[i] for i in first)
+    last_layers = sum(kept[i] for i in last)
     host = 0
     if job.activation_offload:
         resident = max(kept, default=0)
         host = sum(kept) - resident
         first_layers = last_layers = resident
         transient += resident  # prefetch of the next layer's tensors during backward
-    in_flight_first = _in_flight(layout, m)
+    in_flight_first = micro_batches_in_flight(layout, m)
     in_flight_last = m if layout.pp_schedule is PipelineSchedule.GPIPE and layout.pp > 1 else 1
     stage0 = ActivationBreakdown(
-        layers_bytes=_scale(first_layers, in_flight_first),
-        embedding_bytes=_scale(embed, in_flight_first),
+        layers_bytes=scale_by(first_layers, in_flight_first),
+        embedding_bytes=scale_by(embed, in_flight_first),
         logits_loss_bytes=head.total if layout.pp == 1 else 0,
         backward_transient_bytes=max(transient, head.backward_transient_bytes if layout.pp == 1 else 0),
         per_layer_bytes=max(per_layer, default=0),
-        host_bytes=_scale(host, in_flight_first),
+        host_bytes=scale_by(host, in_flight_first),
         logits_freed_bytes=head.freed_before_backward_bytes if layout.pp == 1 else 0,
     )
     if layout.pp == 1:
@@ -226,35 +224,3 @@ def loss_in_fp32(ctx: LayerContext, stack: StackSettings) -> bool:
     if ctx.model.loss_fp32_upcast or stack.loss_fp32 or ctx.e == FP32 or job.precision is Precision.AMP_BF16:
         return True
     return job.precision in (Precision.BF16, Precision.FP16) and stack.autocast
-
-
-def _stage_layers(layers: int, pp: int) -> list[tuple[int, int]]:
-    """Layer ranges per pipeline stage: the first `layers % pp` stages get one more (Megatron's uneven split)."""
-    base, extra = divmod(layers, pp)
-    out, start = [], 0
-    for i in range(pp):
-        n = base + (1 if i < extra else 0)
-        out.append((start, start + n))
-        start += n
-    return out
-
-
-def _in_flight(layout: Layout, micro_batches: int) -> tuple[int, int]:
-    """Micro-batches in flight on stage 0 as a fraction (numerator, denominator).
-
-    1F1B: min(pp, m); GPipe: m; interleaved with v virtual stages: pp + (pp - 1) / v when m >= pp
-    (Korthikanti et al. 2022, section 4.2.3; Narayanan et al. 2021, section 2.2).
-    """
-    pp = layout.pp
-    if pp == 1:
-        return (1, 1)
-    if layout.pp_schedule is PipelineSchedule.GPIPE:
-        return (micro_batches, 1)
-    if layout.pp_schedule is PipelineSchedule.INTERLEAVED and micro_batches >= pp:
-        v = layout.pp_virtual_stages
-        return (pp * v + pp - 1, v)
-    return (min(pp, micro_batches), 1)
-
-
-def _scale(value: int, fraction: tuple[int, int]) -> int:
-    return value * fraction[0] // fraction[1]

@@ -66,34 +66,23 @@ per adapted linear, + bf16 copies of A and B). fp8 (Transformer Engine) saves th
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-
-from llmplan.formulas.peft import lora_rank
-from llmplan.specs.model import (
-    AttentionKind,
-    Block,
-    Group,
-    Linear,
-    MlpKind,
-    ModelSpec,
-    NormKind,
-    NormScope,
-    PositionKind,
-    Role,
-    TpSplit,
+from llmplan.formulas.attention_activations import attention_terms, fused_qkv
+from llmplan.formulas.layer_context import (
+    BASE_TRAINS,
+    DROPOUT_MASK_BYTES,
+    FP32,
+    NORMS_TRAIN,
+    LayerContext,
+    is_adapted,
+    norm_out_bytes,
+    param_wrapped,
+    tokens_per_micro_batch,
 )
-from llmplan.specs.training import AttentionImpl, Layout, Method, Precision, Recompute, TrainingJob
+from llmplan.formulas.parallel.tensor import sequence_split
+from llmplan.formulas.peft import LORA_FAMILY, lora_rank
+from llmplan.specs.model import Block, Group, Linear, MlpKind, NormKind, NormScope, Role, TpSplit
+from llmplan.specs.training import AttentionImpl, Method, Precision, Recompute
 
-FP32 = 4
-INT64 = 8
-DROPOUT_MASK_BYTES = 1
-"""native_dropout saves a bool mask on CUDA (one byte per element)."""
-
-LORA_FAMILY = frozenset({Method.LORA, Method.QLORA, Method.DORA, Method.ADALORA})
-BASE_TRAINS = frozenset({Method.FULL, Method.FREEZE})
-INPUT_NEEDS_GRAD = frozenset({Method.FULL, Method.PROMPT, Method.PTUNING})
-"""Methods whose first decoder layer's input requires grad (trained or prompt-tuned embeddings)."""
-NORMS_TRAIN = frozenset({Method.FULL, Method.FREEZE, Method.LAYERNORM})
 ACTIVATION_EXTRA_TENSORS = {"gelu_new": 3, "gelu_fast": 3, "quick_gelu": 1}
 """Activations written as Python compositions (transformers/activations.py) save intermediates besides their
 input: NewGELU keeps tanh(.), 0.5·x and 1 + tanh(.) (traced on GPT-2); QuickGELU sigmoid(1.702x)."""
@@ -111,25 +100,6 @@ NORM_ROWS_PER_TOKEN = {
 """Rows one norm normalises per token: per-head q / k norms see one row of head_dim per head."""
 
 
-@dataclass(frozen=True, slots=True)
-class LayerContext:
-    """What the per-layer formulas read from model, job and layout."""
-
-    model: ModelSpec
-    job: TrainingJob
-    layout: Layout
-    adapted: frozenset[str]
-    e: int  # compute dtype bytes
-    f: int  # saved GEMM input bytes
-    s_q: int  # query tokens per sequence on this rank (context parallel splits it)
-    s_k: int  # key length per sequence
-
-
-def compute_bytes(precision: Precision) -> int:
-    """Bytes of an activation element: 4 under fp32, else 2 (fp8 training keeps bf16 activations)."""
-    return FP32 if precision is Precision.FP32 else 2
-
-
 def norm_bytes(kind: NormKind, width: int, *, e: int, trains: bool) -> int:
     """Saved bytes per token of one norm of `kind` and `width` features (formulas in the module docstring)."""
     if kind is NormKind.LAYER:
@@ -145,39 +115,7 @@ def first_norm_bytes(ctx: LayerContext, block: Block) -> int:
     if not norms:
         return 0
     per_token = norm_bytes(norms[0].norm, norms[0].numel, e=norm_out_bytes(ctx), trains=False)
-    split = ctx.layout.tp if ctx.layout.sequence_parallel else 1
-    return tokens_per_micro_batch(ctx) * per_token // split
-
-
-def layer_context(
-    model: ModelSpec, job: TrainingJob, layout: Layout, adapted: frozenset[str]
-) -> LayerContext:
-    """Sizes the formulas share: dtype bytes, query length on this rank (sequence / cp, virtual tokens of
-    prompt tuning included) and key length (prefix tokens included)."""
-    e = compute_bytes(job.precision)
-    s = job.seq_len
-    if job.method in (Method.PROMPT, Method.PTUNING):
-        s += job.peft.num_virtual_tokens  # virtual tokens are prepended to the sequence
-    s_k = s + (job.peft.num_virtual_tokens if job.method in (Method.PREFIX, Method.PTUNING_V2) else 0)
-    return LayerContext(
-        model=model,
-        job=job,
-        layout=layout,
-        adapted=adapted,
-        e=e,
-        f=1 if job.precision is Precision.FP8_MIXED else e,
-        s_q=-(-s // layout.cp),
-        s_k=s_k,
-    )
-
-
-def tokens_per_micro_batch(ctx: LayerContext) -> int:
-    """Query tokens of one micro-batch on this rank: b · s / cp."""
-    return ctx.job.micro_batch_size * ctx.s_q
-
-
-def _is_adapted(ctx: LayerContext, lin: Linear) -> bool:
-    return lin.leaf_name in ctx.adapted or lin.name in ctx.adapted
+    return tokens_per_micro_batch(ctx) * per_token // sequence_split(ctx.layout)
 
 
 def layer_bytes(ctx: LayerContext, block: Block, *, recompute: Recompute) -> int:
@@ -185,13 +123,12 @@ def layer_bytes(ctx: LayerContext, block: Block, *, recompute: Recompute) -> int
     tokens = tokens_per_micro_batch(ctx)
     if recompute is Recompute.FULL:
         # torch.utils.checkpoint keeps the layer's input only (Chen et al. 2016): e·h per token.
-        split = ctx.layout.tp if ctx.layout.sequence_parallel else 1
-        return tokens * ctx.e * ctx.model.hidden_size // split
+        return tokens * ctx.e * ctx.model.hidden_size // sequence_split(ctx.layout)
     replicated, sharded, per_sequence = _per_token_terms(
         ctx, block, selective=recompute is Recompute.SELECTIVE
     )
     tp = ctx.layout.tp
-    rep_split = tp if ctx.layout.sequence_parallel else 1
+    rep_split = sequence_split(ctx.layout)
     constant = _per_layer_constant(ctx, block) // tp
     return (
         tokens * replicated // rep_split
@@ -219,7 +156,7 @@ def _per_layer_constant(ctx: LayerContext, block: Block) -> int:
             total += sum(
                 2 * r * (lin.in_features + lin.out_features)
                 for lin in block.linears
-                if _is_adapted(ctx, lin) and not _param_wrapped(ctx, lin)
+                if is_adapted(ctx, lin) and not param_wrapped(ctx, lin)
             )
     total += sum(
         FP32 * t.numel
@@ -230,23 +167,18 @@ def _per_layer_constant(ctx: LayerContext, block: Block) -> int:
         total += FP32 * model.moe.num_experts * model.hidden_size  # fp32 copy of the router weight
     if job.method is Method.DORA:
         # the fp32 weight norm ||W + s·B·A||_c and the magnitude scale m / norm (and m / norm - 1), out each
-        total += sum(3 * FP32 * lin.out_features for lin in block.linears if _is_adapted(ctx, lin))
+        total += sum(3 * FP32 * lin.out_features for lin in block.linears if is_adapted(ctx, lin))
     if job.method in LORA_FAMILY:
         r = job.peft.lora_rank
         for lin in block.linears:
-            if _param_wrapped(ctx, lin):
+            if param_wrapped(ctx, lin):
                 total += e * lin.weight_numel
-            if _param_wrapped(ctx, lin) and lin.group is Group.ROUTED_EXPERTS:
+            if param_wrapped(ctx, lin) and lin.group is Group.ROUTED_EXPERTS:
                 # the compute-dtype casts of A and B of every expert; peft gives the fused gate_up (converted
                 # from the two targets w1 and w3) rank 2r
                 rank = lora_rank(model, lin, r)
                 total += e * lin.copies * rank * (lin.in_features + lin.out_features)
     return total
-
-
-def _param_wrapped(ctx: LayerContext, lin: Linear) -> bool:
-    """An adapted tensor that is not an nn.Linear (fused experts, MoE router weight): peft wraps the parameter."""
-    return lin.group in (Group.ROUTED_EXPERTS, Group.ROUTER) and _is_adapted(ctx, lin)
 
 
 def _per_token_terms(ctx: LayerContext, block: Block, *, selective: bool) -> tuple[int, int, int]:
@@ -274,17 +206,12 @@ def _per_token_terms(ctx: LayerContext, block: Block, *, selective: bool) -> tup
     rep_in, sh_in = _gemm_input_terms(ctx, block, base_trains=base_trains, selective=selective)
     replicated += rep_in
     sharded += sh_in
-    attn_sh, attn_rep, per_sequence = _attention_terms(ctx, block, selective=selective)
+    attn_sh, attn_rep, per_sequence = attention_terms(ctx, block, selective=selective)
     sharded += attn_sh
     replicated += attn_rep
     sharded += _mlp_terms(ctx, block, base_trains=base_trains)
     replicated += _dropout_terms(ctx)
     return replicated, sharded, per_sequence
-
-
-def norm_out_bytes(ctx: LayerContext) -> int:
-    """Bytes of a norm's output: fp32 under autocast (fp32 weight times the fp32-computed input), else e."""
-    return FP32 if ctx.job.precision is Precision.AMP_BF16 else ctx.e
 
 
 def _input_key(lin: Linear, shared_norm: bool) -> tuple[str, int, str]:
@@ -302,7 +229,7 @@ def _gemm_input_terms(
     """GEMM inputs saved for weight gradients, LoRA adapters' fp32 inputs, QLoRA's bf16 base inputs."""
     e, f, job = ctx.e, ctx.f, ctx.job
     sdpa_like = job.attention is not AttentionImpl.EAGER or selective
-    fused_qkv = _fused_qkv(ctx, block)
+    fused = fused_qkv(ctx, block)
     hidden_norms = sum(1 for t in block.tensors if t.group is Group.NORM and not t.is_bias)
     shared_norm = ctx.model.parallel_attention and hidden_norms == 1
     replicated = sharded = 0
@@ -315,14 +242,14 @@ def _gemm_input_terms(
         adds = 0
         first = key not in seen
         seen.add(key)
-        shares_core_out = row and lin.group is Group.ATTENTION and sdpa_like and not fused_qkv
+        shares_core_out = row and lin.group is Group.ATTENTION and sdpa_like and not fused
         amp_cast = job.precision is Precision.AMP_BF16 and not row  # autocast casts the fp32 norm output
         if (first or amp_cast) and not shares_core_out:
-            if base_trains or _param_wrapped(ctx, lin):
+            if base_trains or param_wrapped(ctx, lin):
                 adds += f * lin.in_features
             elif job.method is Method.QLORA:
                 adds += e * lin.in_features  # bitsandbytes MatMul4Bit keeps its input A for grad_input
-        if job.method in LORA_FAMILY and _is_adapted(ctx, lin) and not _param_wrapped(ctx, lin):
+        if job.method in LORA_FAMILY and is_adapted(ctx, lin) and not param_wrapped(ctx, lin):
             # peft casts x to the adapter dtype (fp32) per adapted linear and lora_A saves that copy; lora_B
             # saves lora_A's output (r). peft/tuners/lora/layer.py Linear.forward, `_cast_input_dtype`.
             # under autocast lora_A runs in bf16: a bf16 copy of x and a bf16 output
@@ -333,7 +260,7 @@ def _gemm_input_terms(
             if job.method is Method.DORA:
                 # (mag_norm_scale - 1) * base_result and mag_norm_scale * lora_result save both results
                 adds += e * lin.out_features + FP32 * lin.out_features
-        elif job.method is Method.IA3 and _is_adapted(ctx, lin):
+        elif job.method is Method.IA3 and is_adapted(ctx, lin):
             # peft/tuners/ia3/layer.py Linear.forward: a feed-forward target casts its input to the dtype of
             # the fp32 vector l (`x.to(dtype)`) and scales it; the product saves that fp32 copy for l's
             # gradient. The other targets scale the base output y, saved in the compute dtype.
@@ -343,57 +270,6 @@ def _gemm_input_terms(
         else:
             replicated += adds
     return replicated, sharded
-
-
-def _fused_qkv(ctx: LayerContext, block: Block) -> bool:
-    return any(lin.role is Role.QKV for lin in block.linears)
-
-
-def _head_dims(model: ModelSpec) -> tuple[int, int, int]:
-    """(kv heads, q/k head dim, v head dim); MLA decompresses to full heads of nope + rope / v_head_dim."""
-    if model.mla is not None:
-        mla = model.mla
-        return model.num_attention_heads, mla.qk_nope_head_dim + mla.qk_rope_head_dim, mla.v_head_dim
-    return model.num_key_value_heads, model.head_dim, model.head_dim
-
-
-def _attention_terms(ctx: LayerContext, block: Block, *, selective: bool) -> tuple[int, int, int]:
-    """(tp-sharded per token, replicated per token, tp-sharded per sequence) bytes of the attention core."""
-    model, job, e = ctx.model, ctx.job, ctx.e
-    a = model.num_attention_heads
-    kv, dqk, dv = _head_dims(model)
-    ratio_num, ratio_den = ctx.s_k, ctx.s_q * ctx.layout.cp  # key length over the full query length
-    eager = job.attention is AttentionImpl.EAGER
-    window = model.sliding_window if block.attention is AttentionKind.SLIDING else None
-    masked = (window is not None and window < ctx.s_k) or (
-        job.packing and job.attention is AttentionImpl.SDPA
-    )
-    masked = masked or job.method in (Method.PREFIX, Method.PTUNING_V2)
-    if eager or (masked and job.attention is AttentionImpl.SDPA):
-        kv = a  # repeat_kv copies k and v to every head (no enable_gqa when a mask is passed)
-    q = e * a * dqk
-    k = e * kv * dqk * ratio_num // ratio_den
-    v = e * kv * dv * ratio_num // ratio_den
-    if _fused_qkv(ctx, block) and not eager and model.position is not PositionKind.ROPE:
-        k = v = 0
-        q += e * (a * dqk + 2 * model.num_key_value_heads * dqk)  # k, v: views of the fused output (GPT-2)
-    sharded = q + k + v
-    replicated = 0
-    per_sequence = 0
-    if eager and not selective:
-        per_score = (FP32 + (e if e < FP32 else 0)) if model.softmax_fp32 else e
-        if model.attn_logit_softcap:
-            per_score += e  # tanh output of the softcapping
-        if model.dropout.attention > 0:
-            per_score += DROPOUT_MASK_BYTES
-        sharded += a * ctx.s_k * per_score
-    else:
-        # the output (o_proj's input; with selective recompute of eager attention the core's output is kept)
-        # and, for sdpa / flash, the fp32 logsumexp per row
-        sharded += e * a * dv + (0 if eager else FP32 * a)
-        if masked and job.attention is AttentionImpl.SDPA and not eager:
-            per_sequence = e * ctx.s_q * ctx.s_k * ctx.layout.tp  # one mask for all heads: not split
-    return sharded, replicated, per_sequence
 
 
 def _mlp_terms(ctx: LayerContext, block: Block, *, base_trains: bool) -> int:
@@ -409,7 +285,7 @@ def _mlp_terms(ctx: LayerContext, block: Block, *, base_trains: bool) -> int:
         moe = model.moe
         k, width, h = moe.experts_per_token, moe.expert_intermediate_size, model.hidden_size
         experts_train = base_trains or any(
-            _is_adapted(ctx, lin) for lin in block.linears if lin.group is Group.ROUTED_EXPERTS
+            is_adapted(ctx, lin) for lin in block.linears if lin.group is Group.ROUTED_EXPERTS
         )
         routed = k * (per_gated * e * width + e * h)  # intermediates + down output (scaled by the weight)
         if experts_train:
@@ -443,7 +319,7 @@ def layer_transient(ctx: LayerContext, block: Block) -> int:
         # softmax backward: fp32 gradient of the probabilities and the compute-dtype gradient of the scores
         scores = job.micro_batch_size * model.num_attention_heads * ctx.s_q * ctx.s_k * (FP32 + 2 * e) // tp
     weights = 0
-    adapted = [lin for lin in block.linears if _is_adapted(ctx, lin)]
+    adapted = [lin for lin in block.linears if is_adapted(ctx, lin)]
     if job.method is Method.QLORA:
         # NF4 dequantised to the compute dtype for the GEMM, forward and backward: the largest linear
         weights = max((e * lin.in_features * lin.out_features // tp for lin in block.linears), default=0)
@@ -463,6 +339,6 @@ def layer_transient(ctx: LayerContext, block: Block) -> int:
         # backward of IA3's fp32 scaling of a feed-forward input (peft/tuners/ia3/layer.py): the fp32 gradient
         # of the product (the bf16 cast's backward), the fp32 input gradient and the (T, in) product summed
         # into l's gradient, alive together in the multiplication's backward
-        ff = [lin.in_features for lin in block.linears if lin.tp is TpSplit.ROW and _is_adapted(ctx, lin)]
+        ff = [lin.in_features for lin in block.linears if lin.tp is TpSplit.ROW and is_adapted(ctx, lin)]
         weights = max(weights, 3 * FP32 * max(ff, default=0) * tokens // tp)
     return max(mlp, scores, weights)

@@ -35,6 +35,8 @@ from llmplan.specs.model import Group, Linear, ModelSpec, MoeLoraConversion, Rol
 from llmplan.specs.peft_defaults import IA3_DEFAULTS
 from llmplan.specs.training import Method, PeftSpec, TrainingJob
 
+LORA_FAMILY = frozenset({Method.LORA, Method.QLORA, Method.DORA, Method.ADALORA})
+"""Methods whose adapters sit on linear layers (A: r × in, B: out × r, and their variants)."""
 ALL_LINEAR = "all-linear"
 """peft's shorthand for every linear layer but the head (peft/utils/constants.py INCLUDE_LINEAR_LAYERS_SHORTHAND)."""
 
@@ -362,7 +364,7 @@ def trainable_params(model: ModelSpec, job: TrainingJob) -> TrainableParams:
 
 
 def _adapter_params(model: ModelSpec, method: Method, peft: PeftSpec) -> int:
-    if method in (Method.LORA, Method.QLORA, Method.DORA, Method.ADALORA):
+    if method in LORA_FAMILY:
         linears = lora_target_linears(model, peft.lora_targets, convert_moe=method is not Method.ADALORA)
         if method is Method.DORA:
             return dora_params(linears, peft.lora_rank)

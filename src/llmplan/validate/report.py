@@ -10,9 +10,10 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-from llmplan.specs.training import Layout, Method, TrainingJob
+from llmplan.specs.training import Layout
 from llmplan.validate.compare import ENGINES, MeasuredComparison, SummaryRow
-from llmplan.validate.measured import CaseStatus, InferenceSetting, MeasuredCase
+from llmplan.validate.describe import describe_case, describe_training, gib, pct
+from llmplan.validate.measured import CaseStatus
 from llmplan.validate.stats import (
     MEASURED_MEDIAN_MAX_PCT,
     MEASURED_P90_MAX_PCT,
@@ -22,7 +23,6 @@ from llmplan.validate.stats import (
 )
 from llmplan.validate.trace_matrix import TraceCase, TraceComparison
 
-GIB = 2**30
 EXPLAIN_ABOVE_PCT = 8.0
 """A row's explanation is printed while its analytic |error| exceeds this (so a fixed row drops its note)."""
 
@@ -129,51 +129,6 @@ class ReportInput:
     """"full matrix" or "fast subset"."""
     generated_on: str
     explanations: dict[str, str]
-
-
-def gib(nbytes: int | None) -> str:
-    return "—" if nbytes is None else f"{nbytes / GIB:.2f}"
-
-
-def pct(value: float | None) -> str:
-    return "—" if value is None else f"{value:+.1f} %"
-
-
-def describe_training(job: TrainingJob, layout: Layout) -> str:
-    """A one-line job description: method, precision, batch x seq, attention, recompute, layout."""
-    parts = [job.method.value]
-    if job.method is not Method.FULL and job.method is not Method.FREEZE:
-        peft = job.peft
-        if job.method in (Method.LORA, Method.QLORA, Method.DORA, Method.ADALORA):
-            parts.append(f"r{peft.lora_rank} {'+'.join(peft.lora_targets)}")
-        elif job.method in (Method.PREFIX, Method.PROMPT, Method.PTUNING, Method.PTUNING_V2):
-            parts.append(f"{peft.num_virtual_tokens} virtual tokens")
-    parts += [job.precision.value, f"b{job.micro_batch_size} s{job.seq_len}", job.attention.value]
-    if job.recompute.value != "none":
-        parts.append(f"recompute {job.recompute.value}")
-    if job.optimizer_impl.value != "foreach":
-        parts.append(f"adamw {job.optimizer_impl.value}")
-    if layout.num_gpus > 1 or layout.sharding_stage:
-        shard = f"fsdp {layout.fsdp.value}" if layout.fsdp else f"zero {int(layout.zero)}"
-        parts.append(f"{shard} dp{layout.dp}" + (f" tp{layout.tp}" if layout.tp > 1 else ""))
-    if layout.offload_params.value != "none" or layout.offload_optimizer.value != "none":
-        parts.append(f"offload params={layout.offload_params.value} opt={layout.offload_optimizer.value}")
-    return ", ".join(parts)
-
-
-def describe_inference(setting: InferenceSetting) -> str:
-    return (
-        f"infer {setting.weights}, b{setting.batch_size} prompt {setting.prompt_len} + {setting.new_tokens}, "
-        f"{setting.attention.value}"
-    )
-
-
-def describe_case(case: MeasuredCase) -> str:
-    if case.training is not None:
-        return describe_training(case.training, case.layout)
-    if case.inference is not None:
-        return describe_inference(case.inference)
-    return ""
 
 
 def _stats_cells(stats: ErrorStats) -> str:

@@ -9,11 +9,15 @@ tp / kv_heads ranks when tp exceeds the kv heads (Megatron-Core `TransformerConf
 follows the same rule per part: heads / tp query heads plus max(1, kv_heads / tp) key and value heads, e.g.
 an MQA model with 48 query heads and 1 kv head of 128 at tp 4 holds (12 + 2)·128 = 1792 of its 6400 columns.
 MLA's projections (DeepSeek-V2) have no K / V role and split like any column layer.
+
+Sequence parallel (Korthikanti et al. 2022, section 4.2.2) splits what tensor parallel leaves whole between the
+row- and column-parallel GEMMs (norms, dropout, the replicated GEMM inputs) over the tp ranks by sequence.
 """
 
 from __future__ import annotations
 
 from llmplan.specs.model import Linear, ModelSpec, Role, TpSplit
+from llmplan.specs.training import Layout
 
 KV_ROLES = frozenset({Role.K, Role.V})
 """Projections whose output is whole kv heads."""
@@ -47,3 +51,8 @@ def bias_on_rank(linear: Linear, out_on_rank: int) -> int:
     if not linear.bias:
         return 0
     return linear.out_features if linear.tp is TpSplit.ROW else out_on_rank
+
+
+def sequence_split(layout: Layout) -> int:
+    """How many ways the replicated activations are split: tp with sequence parallel, else 1."""
+    return layout.tp if layout.sequence_parallel else 1
