@@ -369,6 +369,7 @@ def plan_serving(
         max_num_seqs=seqs if seqs > 0 else 1 << 30,
         max_num_batched_tokens=int(eng.max_num_batched_tokens.value),
         chunked_prefill=bool(eng.chunked_prefill.value),
+        mixed=bool(eng.mixed_batches.value),
         block_size=pool.block_size,
         total_blocks=pool.blocks,
         admission=eng.admission,

@@ -87,7 +87,9 @@ class EngineDefaults:
     max_num_batched_tokens: Setting
     """Tokens (prefill chunks + decodes) one iteration may hold; 0 = no limit (transformers)."""
     chunked_prefill: Setting
-    """Long prompts are split into chunks that share an iteration with decodes."""
+    """Long prompts are split into chunks of at most max_num_batched_tokens."""
+    mixed_batches: Setting
+    """Prefill chunks and decodes share an iteration; False: prefill-only iterations go first."""
     block_size: Setting
     """Tokens per KV-cache block (page)."""
     cuda_graphs: Setting
@@ -105,6 +107,7 @@ class EngineDefaults:
             "max_num_seqs",
             "max_num_batched_tokens",
             "chunked_prefill",
+            "mixed_batches",
             "block_size",
             "cuda_graphs",
             "cuda_graph_max_batch",
@@ -134,6 +137,9 @@ def _vllm(acc: Accelerator) -> EngineDefaults:
         max_num_batched_tokens=Setting(8192 if big else 2048, f"{_VLLM_ARGS}: OPENAI_API_SERVER, GPU {tier}"),
         chunked_prefill=Setting(
             True, f"vllm {VLLM_VERSION} vllm/config/scheduler.py: v1 always chunks prefills"
+        ),
+        mixed_batches=Setting(
+            True, f"vllm {VLLM_VERSION} vllm/v1/core/sched/scheduler.py: running decodes, then prefill chunks"
         ),
         block_size=Setting(
             16, f"vllm {VLLM_VERSION} vllm/config/cache.py `CacheConfig.block_size` (CUDA: 16)"
@@ -170,6 +176,7 @@ def _sglang(acc: Accelerator, tp: int) -> EngineDefaults:
             chunk, f"{_SGL_ARGS}: chunked_prefill_size by GPU memory ({mem_gib:.0f} GiB)"
         ),
         chunked_prefill=Setting(True, f"{_SGL_ARGS}: chunked_prefill_size > 0"),
+        mixed_batches=Setting(False, f"{_SGL_ARGS}: enable_mixed_chunk False (prefill batches run alone)"),
         block_size=Setting(1, f"{_SGL_ARGS}: page_size 1 (token-granular RadixAttention pool)"),
         cuda_graphs=Setting(True, f"{_SGL_ARGS}: disable_cuda_graph False"),
         cuda_graph_max_batch=Setting(graph_bs, f"{_SGL_ARGS}: cuda_graph_max_bs by GPU memory and tp {tp}"),
@@ -189,6 +196,9 @@ def _trtllm() -> EngineDefaults:
         max_num_seqs=Setting(2048, f"{_TRT_ARGS} `BaseLlmArgs.max_batch_size` default 2048"),
         max_num_batched_tokens=Setting(8192, f"{_TRT_ARGS} `BaseLlmArgs.max_num_tokens` default 8192"),
         chunked_prefill=Setting(False, f"{_TRT_ARGS} `enable_chunked_prefill` default False"),
+        mixed_batches=Setting(
+            True, "TensorRT-LLM in-flight batching: context and generation requests in one iteration"
+        ),
         block_size=Setting(32, f"{_TRT_ARGS} `KvCacheConfig.tokens_per_block` default 32"),
         cuda_graphs=Setting(True, f"{_TRT_ARGS} `cuda_graph_config` enabled by default (PyTorch backend)"),
         cuda_graph_max_batch=Setting(
@@ -208,6 +218,7 @@ def _hf() -> EngineDefaults:
         max_num_seqs=Setting(0, f"{_HF}: the batch is whatever the caller passes (0 = the concurrency)"),
         max_num_batched_tokens=Setting(0, f"{_HF}: the whole batch's prompts in one forward (0 = no limit)"),
         chunked_prefill=Setting(False, _HF),
+        mixed_batches=Setting(False, f"{_HF}: a batch is prefilled, then decoded"),
         block_size=Setting(1, f"{_HF}: contiguous per-layer cache"),
         cuda_graphs=Setting(False, f"{_HF}: eager unless cache_implementation='static' + torch.compile"),
         cuda_graph_max_batch=Setting(0, _HF),
