@@ -43,7 +43,7 @@ def test_params_of_a_model_folder(capsys, write_config, llama7b_config):
 def test_models_lists_the_catalog_as_json(capsys):
     code, out, _ = run(capsys, "models", "--json")
     assert code == 0
-    rows = json.loads(out)
+    rows = json.loads(out)["models"]
     assert len(rows) >= 50
     assert all(isinstance(r["params"], int) and r["source"] and r["read_on"] for r in rows)
 
@@ -52,14 +52,14 @@ def test_models_lists_the_catalog_as_json(capsys):
 def test_models_filters_by_family_and_size(capsys):
     code, out, _ = run(capsys, "models", "--family", "llama", "--max-b", "10", "--json")
     assert code == 0
-    rows = json.loads(out)
+    rows = json.loads(out)["models"]
     assert rows and all("llama" in (r["family"] + r["id"]) and r["params"] <= 10e9 for r in rows)
 
 
 def test_gpus_json(capsys):
     code, out, _ = run(capsys, "gpus", "--json")
     assert code == 0
-    rows = json.loads(out)
+    rows = json.loads(out)["gpus"]
     assert len(rows) >= 30
     assert all(isinstance(r["memory_bytes"], int) for r in rows)
 

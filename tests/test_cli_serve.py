@@ -32,9 +32,12 @@ def test_serve_json_bytes_are_ints(capsys) -> None:
     )
     assert code == 0
     data = json.loads(out)
-    assert data["memory"]["kv_cache_bytes"] == 1_073_741_824
-    assert isinstance(data["memory"]["weights"]["total"], int)
-    assert data["memory"]["weights"]["total"] == 2 * 6_738_415_616
+    assert data["schema_version"] == 1 and data["command"] == "serve"
+    terms = {t["name"]: t for t in data["memory"]["terms"]}
+    assert terms["kv_cache"]["value"] == 1_073_741_824
+    assert isinstance(terms["weights"]["value"], int)
+    assert terms["weights"]["value"] == 2 * 6_738_415_616
+    assert data["memory"]["total"] == data["device_bytes"]
     assert data["fits"] is True and data["max_batch_at_context"] > 1
 
 
@@ -57,7 +60,7 @@ def test_serve_vllm_table_and_explain(capsys) -> None:
     )
     assert code == 0
     assert "blocks of 16 tokens" in out and "max concurrency" in out
-    assert "KV per token per layer" in out and "TPOT" in out
+    assert "per token per layer" in out and "TPOT" in out and "tpot.memory" in out
 
 
 def test_serve_quantized_tp(capsys) -> None:
@@ -77,8 +80,10 @@ def test_serve_quantized_tp(capsys) -> None:
     )
     assert code == 0
     data = json.loads(out)
-    assert data["memory"]["weights"]["scales_bytes"] > 0
-    assert data["speed"]["decode"]["comm_s"] > 0
+    weights = next(t for t in data["memory"]["terms"] if t["name"] == "weights")
+    assert next(p for p in weights["parts"] if p["name"] == "weights.scales")["value"] > 0
+    tpot = next(t for t in data["speed"] if t["name"] == "tpot")
+    assert next(p for p in tpot["parts"] if p["name"] == "tpot.comm")["value"] > 0
 
 
 @pytest.mark.parametrize(

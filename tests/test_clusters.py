@@ -191,7 +191,7 @@ def test_clusters_command(capsys):
 
 def test_clusters_json_filtered_by_gpu(capsys):
     assert main(["clusters", "--gpu", "h100", "--json"]) == 0
-    rows = json.loads(capsys.readouterr().out)
+    rows = json.loads(capsys.readouterr().out)["clusters"]
     assert rows and {r["accelerator"] for r in rows} == {"h100-sxm-80gb"}
     assert rows[0]["inter_node"]["bus_bytes_per_s"] == pytest.approx(
         rows[0]["inter_node"]["one_way_bytes_per_s"] * rows[0]["inter_node"]["bus_efficiency"]

@@ -6,7 +6,8 @@ import pytest
 
 from llmplan import catalog
 from llmplan.errors import LayoutError, SpecError
-from llmplan.estimate.inference import _Footprint, estimate_inference
+from llmplan.estimate.inference import estimate_inference
+from llmplan.estimate.inference_memory import Footprint as _Footprint
 from llmplan.formulas.params import count_params
 from llmplan.formulas.quant import gguf_bits_per_weight, linear_weight_bytes, weight_bytes
 from llmplan.loading import load_model
@@ -298,7 +299,7 @@ def test_rope_scaled_model_message_names_its_scaling() -> None:
 def test_eager_prefill_adds_the_score_tensors() -> None:
     """Eager attention holds, at the softmax of the last layer, b·H·s² scores in fp16 + their fp32 copy + the fp32
     probabilities (2 + 4 + 4 bytes) and one additive b·s² fp16 causal mask, which SDPA does not materialise."""
-    from llmplan.estimate.inference import hf_prefill_peak_bytes
+    from llmplan.estimate.inference_memory import hf_prefill_peak_bytes
     from llmplan.specs.training import AttentionImpl
 
     spec = load_model("llama-2-7b")
@@ -327,6 +328,6 @@ def test_serve_attention_option(capsys) -> None:
         assert code == 0
         data = json.loads(capsys.readouterr().out)
         assert data["job"]["attention"] == attention
-        peaks[attention] = data["memory"]["activation_peak_bytes"]
+        peaks[attention] = next(t for t in data["memory"]["terms"] if t["name"] == "temporaries")["value"]
     assert peaks["eager"] > 4 * peaks["sdpa"]
     assert main(["serve", "llama-2-7b", "--attention", "naive"]) == 2

@@ -37,6 +37,46 @@ class Unit(str, Enum):
     """A number of things (parameters, tokens, requests)."""
 
 
+# Vocabulary of memory terms, shared by training, inference and trace (docs/json.md lists them).
+WEIGHTS = "weights"
+"""Parameters as the model holds them on the GPU (16-bit, fp32, quantized payload + scales)."""
+MASTER_WEIGHTS = "master_weights"
+"""fp32 master copies of the trainable weights (mixed precision)."""
+GRADIENTS = "gradients"
+OPTIMIZER_STATES = "optimizer_states"
+ACTIVATIONS = "activations"
+"""Tensors saved by the forward pass for backward."""
+LOGITS = "logits"
+"""Saved tensors of the head and the loss."""
+TEMPORARIES = "temporaries"
+"""Transients alive at the peak: optimizer scratch, backward transients, weight casts, the prefill peak."""
+COMM_BUFFERS = "comm_buffers"
+"""ZeRO-3 / FSDP gathered parameters and gradient reduce buckets."""
+KV_CACHE = "kv_cache"
+OVERHEADS = "overheads"
+"""Memory outside the model's tensors; its parts are the four below (and CUDA graphs when serving)."""
+CUBLAS_WORKSPACE = "cublas_workspace"
+ALLOCATOR_GAP = "allocator_gap"
+CUDA_CONTEXT = "cuda_context"
+NCCL_BUFFERS = "nccl_buffers"
+CUDA_GRAPHS = "cuda_graphs"
+TENSOR_TERMS = (
+    WEIGHTS,
+    MASTER_WEIGHTS,
+    GRADIENTS,
+    OPTIMIZER_STATES,
+    ACTIVATIONS,
+    LOGITS,
+    TEMPORARIES,
+    COMM_BUFFERS,
+    KV_CACHE,
+)
+"""The terms that are live tensors, in display order."""
+TRACE_TERMS = tuple(name for name in TENSOR_TERMS if name != COMM_BUFFERS)
+"""The categories a trace tags tensors with (llmplan.trace): a trace sees communication buffers as
+temporaries."""
+
+
 @dataclass(frozen=True, slots=True)
 class Term:
     """One line of a breakdown: `value` in `unit`, how it was computed and from which source.
@@ -113,3 +153,11 @@ class Breakdown:
 
     def to_json(self) -> list[dict[str, object]]:
         return [t.to_json() for t in self.terms]
+
+
+def trace_categories(terms: Breakdown) -> dict[str, int]:
+    """An estimate's tensor terms in the trace's categories (TRACE_TERMS), the communication buffers (gathered
+    parameters, reduce buckets: transient tensors in a trace) counted as temporaries."""
+    out = {name: int(terms.value(name)) for name in TRACE_TERMS}
+    out[TEMPORARIES] += int(terms.value(COMM_BUFFERS))
+    return out

@@ -2,45 +2,29 @@
 
 from __future__ import annotations
 
-import dataclasses
-import enum
-import json
 import sys
 from pathlib import Path
-from typing import Annotated, Any
+from typing import Annotated
 
 import typer
 from rich.console import Console
 
 from llmplan.errors import SpecError
+from llmplan.schema import Envelope, dump
 from llmplan.units import GIB
 
 # Piped output (files, pagers, tests) gets a wide console so that no figure is ever cut to "…"; a terminal
 # keeps its own width.
 console = Console(width=None if sys.stdout.isatty() else 200)
 
-JsonOption = Annotated[bool, typer.Option("--json", help="Print machine-readable JSON (bytes as integers).")]
+JsonOption = Annotated[
+    bool, typer.Option("--json", help="Print versioned, strict JSON (bytes as integers; docs/json.md).")
+]
 
 
-def to_jsonable(value: Any) -> Any:
-    """Dataclasses, enums and tuples -> plain JSON types; ints stay ints (byte figures are never rounded)."""
-    if dataclasses.is_dataclass(value) and not isinstance(value, type):
-        out = {f.name: to_jsonable(getattr(value, f.name)) for f in dataclasses.fields(value)}
-        total = getattr(type(value), "total", None)
-        if isinstance(total, property):
-            out["total"] = to_jsonable(value.total)
-        return out
-    if isinstance(value, enum.Enum):
-        return value.value
-    if isinstance(value, dict):
-        return {str(k): to_jsonable(v) for k, v in value.items()}
-    if isinstance(value, (list, tuple)):
-        return [to_jsonable(v) for v in value]
-    return value
-
-
-def print_json(value: Any) -> None:
-    sys.stdout.write(json.dumps(to_jsonable(value), indent=2) + "\n")
+def print_json(out: Envelope) -> None:
+    """Write a command's output model as strict JSON (llmplan.schema: versioned, no NaN or Infinity)."""
+    sys.stdout.write(dump(out) + "\n")
 
 
 def gib(n_bytes: float) -> str:

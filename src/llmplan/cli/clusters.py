@@ -10,6 +10,7 @@ from rich.table import Table
 
 from llmplan import catalog
 from llmplan.cli._common import JsonOption, console, print_json
+from llmplan.schema import ClustersOut, plain
 from llmplan.specs.hardware import Cluster, Link
 
 
@@ -84,7 +85,7 @@ def clusters(
         presets = tuple(c for c in presets if c.accelerator.id == wanted)
     rows = [_row(c) for c in presets]
     if json_out:
-        print_json(rows)
+        print_json(ClustersOut(clusters=plain(rows)))
         return
     table = Table(
         title=f"cluster presets ({len(rows)}): links one-way GB/s per GPU × bus efficiency; latency µs per hop"

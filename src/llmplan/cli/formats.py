@@ -10,6 +10,7 @@ from rich.table import Table
 from llmplan.cli._common import JsonOption, console, print_json
 from llmplan.cli.options import check_options
 from llmplan.formulas.formats import encode_all
+from llmplan.schema import FormatsOut, plain
 
 
 def formats(
@@ -26,7 +27,7 @@ def formats(
     check_options(value=value, absmax=absmax)
     rows = encode_all(value, absmax)
     if json_out:
-        print_json({"value": value, "encodings": rows})
+        print_json(FormatsOut(value=plain(value), encodings=plain(rows)))
         return
     table = Table(title=f"{value!r} in each format (round to nearest even; integers: symmetric absmax scale)")
     for col in (

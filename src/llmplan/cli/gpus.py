@@ -9,6 +9,7 @@ from rich.table import Table
 
 from llmplan import catalog
 from llmplan.cli._common import JsonOption, console, gib, print_json
+from llmplan.schema import GpusOut
 
 
 def gpus(
@@ -18,7 +19,7 @@ def gpus(
     """List accelerators: memory, bandwidth, dense peak FLOP/s, links, power and a typical hourly price."""
     rows = [a for a in catalog.accelerators() if vendor is None or a.vendor == vendor.lower()]
     if json_out:
-        print_json(rows)
+        print_json(GpusOut(gpus=tuple(rows)))
         return
     table = Table(title=f"accelerators ({len(rows)}): memory GiB (2^30), HBM TB/s, dense TFLOP/s, link GB/s (↔ both ways), W")
     for col in ("id", "name", "GiB", "TB/s", "bf16", "fp8", "link", "W", "$/h"):

@@ -9,7 +9,6 @@ from llmplan.cli import options as o
 from llmplan.cli._common import JsonOption, console, gib, print_json
 from llmplan.cli.trace import (
     DTYPES,
-    BatchOption,
     DecodeOption,
     DtypeOption,
     InferOption,
@@ -18,6 +17,7 @@ from llmplan.cli.trace import (
 )
 from llmplan.errors import SpecError
 from llmplan.loading import load_model
+from llmplan.schema import MeasureOut, plain
 from llmplan.specs.training import AttentionImpl, Method, Optimizer, OptimizerImpl, Precision, Recompute
 
 
@@ -36,10 +36,10 @@ def measure(
     lora_rank: o.LoraRankOption = 8,
     lora_alpha: o.LoraAlphaOption = 16,
     lora_targets: o.LoraTargetsOption = "q_proj,v_proj",
-    virtual_tokens: o.VirtualTokensOption = 20,
+    num_virtual_tokens: o.VirtualTokensOption = 20,
     prompt: PromptOption = 2048,
     decode_steps: DecodeOption = 4,
-    batch: BatchOption = 1,
+    batch: o.BatchOption = 1,
     dtype: DtypeOption = "bf16",
     json_out: JsonOption = False,
 ) -> None:
@@ -53,7 +53,7 @@ def measure(
         grad_accum=grad_accum,
         lora_rank=lora_rank,
         lora_alpha=lora_alpha,
-        virtual_tokens=virtual_tokens,
+        num_virtual_tokens=num_virtual_tokens,
         prompt=prompt,
         decode_steps=decode_steps,
         batch=batch,
@@ -81,11 +81,11 @@ def measure(
             lora_rank=lora_rank,
             lora_alpha=lora_alpha,
             lora_targets=lora_targets,
-            virtual_tokens=virtual_tokens,
+            num_virtual_tokens=num_virtual_tokens,
         )
     result = run_measure(spec, work)  # type: ignore[arg-type]
     if json_out:
-        print_json(result)
+        print_json(MeasureOut(result=plain(result)))
         return
     table = Table(title=f"{result.model} — measured {result.mode} step on {result.device_name} (GiB = 2^30)")
     table.add_column("counter")

@@ -35,7 +35,7 @@ OptimizerImplOption = Annotated[
     typer.Option("--optimizer-impl", help="foreach (CUDA default), fused, for-loop, in-backward."),
 ]
 MicroBatchOption = Annotated[int, typer.Option("--micro-batch", help="Sequences per GPU per step.")]
-SeqLenOption = Annotated[int, typer.Option("--seq", "--seq-len", help="Tokens per sequence.")]
+SeqLenOption = Annotated[int, typer.Option("--seq-len", "--seq", help="Tokens per sequence.")]
 GradAccumOption = Annotated[int, typer.Option("--grad-accum", help="Gradient accumulation steps.")]
 RecomputeOption = Annotated[Recompute, typer.Option("--recompute", help="Activation recomputation.")]
 AttentionOption = Annotated[AttentionImpl, typer.Option("--attention", help="Attention kernel.")]
@@ -45,7 +45,13 @@ LoraTargetsOption = Annotated[
     str, typer.Option("--lora-targets", help="Comma-separated module names, or all-linear.")
 ]
 VirtualTokensOption = Annotated[
-    int, typer.Option("--virtual-tokens", help="Prefix / prompt / p-tuning length.")
+    int,
+    typer.Option(
+        "--num-virtual-tokens", help="Prefix / prompt / p-tuning length (peft's num_virtual_tokens)."
+    ),
+]
+BatchOption = Annotated[
+    int, typer.Option("--batch", "--concurrency", help="Inference: sequences prefilled and decoded together.")
 ]
 DpOption = Annotated[int, typer.Option("--dp", help="Data-parallel degree.")]
 TpOption = Annotated[int, typer.Option("--tp", help="Tensor-parallel degree.")]
@@ -60,12 +66,10 @@ FsdpOption = Annotated[FsdpStrategy | None, typer.Option("--fsdp", help="FSDP sh
 
 OPTION_BOUNDS: dict[str, limits.Bound] = {
     "micro_batch": limits.MICRO_BATCH,
-    "seq": limits.SEQ_LEN,
     "seq_len": limits.SEQ_LEN,
     "grad_accum": limits.GRAD_ACCUM,
     "lora_rank": limits.LORA_RANK,
     "lora_alpha": limits.LORA_ALPHA,
-    "virtual_tokens": limits.VIRTUAL_TOKENS,
     "num_virtual_tokens": limits.VIRTUAL_TOKENS,
     "gpus": limits.GPUS,
     "gpus_per_node": limits.GPUS_PER_NODE,
@@ -148,14 +152,17 @@ def training_job(
     lora_rank: int,
     lora_alpha: float,
     lora_targets: str,
-    virtual_tokens: int,
+    num_virtual_tokens: int,
     packing: bool = False,
     chunked_ce: bool = False,
 ) -> TrainingJob:
     """The TrainingJob the options describe."""
     targets = lora_target_names(lora_targets)
     peft = PeftSpec(
-        lora_rank=lora_rank, lora_alpha=lora_alpha, lora_targets=targets, num_virtual_tokens=virtual_tokens
+        lora_rank=lora_rank,
+        lora_alpha=lora_alpha,
+        lora_targets=targets,
+        num_virtual_tokens=num_virtual_tokens,
     )
     return TrainingJob(
         method=method,

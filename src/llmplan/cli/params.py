@@ -9,6 +9,7 @@ from llmplan.cli._common import JsonOption, billions, console, print_json
 from llmplan.cli.options import ModelArg
 from llmplan.formulas.params import count_params
 from llmplan.loading import load_model
+from llmplan.schema import ParamsOut, plain
 
 
 def params(model: ModelArg, json_out: JsonOption = False) -> None:
@@ -17,14 +18,14 @@ def params(model: ModelArg, json_out: JsonOption = False) -> None:
     counts = count_params(spec)
     if json_out:
         print_json(
-            {
-                "model": spec.name,
-                "model_type": spec.model_type,
-                "tie_word_embeddings": spec.tie_word_embeddings,
-                "params": counts,
-                "total": counts.total,
-                "active_per_token": counts.active_per_token,
-            }
+            ParamsOut(
+                model=spec.name,
+                model_type=spec.model_type,
+                tie_word_embeddings=spec.tie_word_embeddings,
+                params=plain(counts),
+                total=counts.total,
+                active_per_token=counts.active_per_token,
+            )
         )
         return
     table = Table(title=f"{spec.name} ({spec.model_type}) — parameters", show_footer=True)

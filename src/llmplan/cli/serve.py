@@ -8,20 +8,19 @@ import typer
 from rich.table import Table
 
 from llmplan import catalog
+from llmplan.breakdown import Term, Unit
 from llmplan.cli import serve_load as load
-from llmplan.cli._common import JsonOption, console, gib, print_json, to_jsonable
+from llmplan.cli._common import JsonOption, console, gib, print_json
 from llmplan.cli.options import ModelArg, check_options
 from llmplan.errors import SpecError
-from llmplan.estimate.inference import InferenceEstimate, estimate_inference, kv_dtype_bytes
+from llmplan.estimate.inference import InferenceEstimate, estimate_inference
 from llmplan.estimate.serving import EngineOverrides, plan_serving
-from llmplan.formulas import kv_cache as kvf
-from llmplan.formulas import roofline
 from llmplan.limits import tight_headroom
 from llmplan.loading import load_model
+from llmplan.schema import ServeOut
 from llmplan.specs.engines import ServingEngine, Setting, engine_defaults
 from llmplan.specs.hardware import Cluster
 from llmplan.specs.inference import Engine, InferenceJob, KvDtype, QuantFormat, VllmSettings
-from llmplan.specs.model import ModelSpec
 from llmplan.specs.training import AttentionImpl
 
 T = TypeVar("T")
@@ -166,14 +165,14 @@ def serve(
         )  # fmt: skip
         if not json_out:
             _print(est)
-        load.run(plan, request, to_jsonable(est) if json_out else None)
+        load.run(plan, request, ServeOut.of(est).model_dump(mode="json") if json_out else None)
         return
     if json_out:
-        print_json(est)
+        print_json(ServeOut.of(est))
         return
     _print(est)
     if explain:
-        _explain(spec, est)
+        _explain(est)
 
 
 def _pick(value: T | None, setting: Setting) -> T:
@@ -191,20 +190,15 @@ def _print(est: InferenceEstimate) -> None:
     table.add_column("per GPU")
     table.add_column("GiB", justify="right")
     table.add_column("bytes", justify="right")
-    rows = [
-        ("weights (quantized payload)", mem.weights.quantized_bytes),
-        ("weights: scales / zeros / codes", mem.weights.scales_bytes),
-        ("weights kept in high precision", mem.weights.high_precision_bytes),
-        ("KV cache" + (" (vLLM block pool)" if est.vllm else ""), mem.kv_cache_bytes),
-        ("activation peak (prefill chunk)", mem.activation_peak_bytes),
-        ("cuBLAS workspace", mem.torch_workspace_bytes),
+    for term in est.terms.terms:
+        for row in term.parts or (term,):
+            table.add_row(row.name, gib(row.value), f"{int(row.value):,}")
+    for name, value in (
         ("= allocated", mem.allocated_bytes),
         ("reserved", mem.reserved_bytes),
-        ("CUDA context, NCCL, CUDA graphs", mem.non_torch_bytes),
         ("= device (nvidia-smi)", mem.device_bytes),
         ("capacity", est.capacity_bytes),
-    ]
-    for name, value in rows:
+    ):
         table.add_row(name, gib(value), f"{value:,}")
     console.print(table)
     # vLLM pre-allocates its KV pool from what is left, so only the HF engine can be tight
@@ -236,33 +230,21 @@ def _print(est: InferenceEstimate) -> None:
         console.print(f"note: {note}")
 
 
-def _explain(spec: ModelSpec, est: InferenceEstimate) -> None:
-    job = est.job
-    kvb = kv_dtype_bytes(job)
-    per_layer = kvf.kv_elems_per_token_per_layer(spec, job.tp)
-    if spec.mla is not None:
-        shape = f"(kv_lora_rank {spec.mla.kv_lora_rank} + rope {spec.mla.qk_rope_head_dim})"
-    else:
-        shape = f"2 · {kvf.kv_heads_per_rank(spec, job.tp)} kv heads · {spec.head_dim} head_dim"
+def _explain(est: InferenceEstimate) -> None:
+    """The estimate's own records: each memory and time term with its formula, numbers and source."""
     console.print("[bold]how these numbers were computed[/bold]")
-    console.print(
-        f"KV per token per layer = {shape} · {kvb} B = {per_layer * kvb:,} B; "
-        f"× {spec.num_hidden_layers} layers = {spec.num_hidden_layers * per_layer * kvb:,} B/token "
-        f"(sliding layers hold at most their window; vLLM rounds up to blocks of {job.vllm.block_size})"
-    )
-    console.print(
-        f"KV cache = per-token bytes × {job.context_len} tokens × {job.batch} sequences = "
-        f"{est.memory.kv_cache_bytes:,} B"
-    )
-    console.print(
-        "weights = Σ over the inventory's linears of the format's payload + scales/zeros, plus "
-        "embeddings, lm_head, norms and routers in the compute dtype (formulas/quant.py)"
-    )
-    console.print(
-        f"decode step = max(bytes read / (bandwidth × {roofline.HBM_BANDWIDTH_FRACTION}), FLOPs / "
-        f"(peak × {roofline.DECODE_FLOPS_FRACTION})) + 2 all-reduces per layer; prefill uses "
-        f"{roofline.PREFILL_FLOPS_FRACTION} of peak (constants and sources: formulas/roofline.py)"
-    )
+    for i, term in enumerate((*est.terms.terms, *est.speed.terms), 1):
+        console.print(f"{i}. [bold]{term.name}[/bold] = {_shown(term)}")
+        console.print(f"   {term.formula}")
+        for part in term.parts:
+            console.print(f"   - {part.name} = {_shown(part)}: {part.formula}")
+        console.print(f"   source: {term.source}")
+
+
+def _shown(term: Term) -> str:
+    if term.unit is Unit.BYTES:
+        return f"{int(term.value):,} B ({gib(term.value)} GiB)"
+    return f"{term.value * 1e3:,.3f} ms"
 
 
 def register(app: typer.Typer) -> None:

@@ -5,7 +5,6 @@ Formatting only: the numbers come from `llmplan.estimate.serving` (simulation) a
 
 from __future__ import annotations
 
-import json
 import math
 import sys
 from dataclasses import dataclass
@@ -14,11 +13,12 @@ from typing import Annotated, Any
 import typer
 from rich.table import Table
 
-from llmplan.cli._common import console, gib, to_jsonable
+from llmplan.cli._common import console, gib
 from llmplan.errors import SpecError
 from llmplan.estimate.serving import ServingEstimate, ServingPlan
 from llmplan.estimate.serving_slo import Slo, SloResult, search
 from llmplan.formulas.serving_step import SpecDecode
+from llmplan.schema import ServeLoadOut, dump, plain
 from llmplan.specs.engines import EngineDefaults
 from llmplan.specs.serving import LengthDist, Workload
 
@@ -149,7 +149,7 @@ def run(plan: ServingPlan, req: LoadRequest, base_json: dict[str, Any] | None) -
     est = plan.run(req.workload)
     slo = search(plan, req.workload, req.slo, req.target_rate) if req.slo is not None else None
     if base_json is not None:
-        sys.stdout.write(json.dumps(_json(base_json, est, slo), indent=2) + "\n")
+        sys.stdout.write(dump(ServeLoadOut.model_validate(_json(base_json, est, slo))) + "\n")
         return
     _print_engine(est.engine)
     _print(est)
@@ -183,7 +183,7 @@ def _json(base: dict[str, Any], est: ServingEstimate, slo: SloResult | None) -> 
     out["serving"] = {
         "engine": {"engine": est.engine.engine.value, "version": est.engine.version}
         | {name: {"value": s.value, "source": s.source} for name, s in est.engine.settings()},
-        "workload": to_jsonable(est.workload)
+        "workload": plain(est.workload)
         | {"input_len": str(est.workload.input_len), "output_len": str(est.workload.output_len)},
         "kv_pool": est.pool.term.to_json() | {"blocks": est.pool.blocks, "tokens": est.pool.tokens},
         "step": est.step.to_json(),

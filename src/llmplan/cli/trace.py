@@ -12,6 +12,7 @@ from llmplan.cli._common import JsonOption, console, gib, print_json
 from llmplan.cli.options import ModelArg
 from llmplan.errors import LlmplanError, SpecError
 from llmplan.loading import load_model
+from llmplan.schema import TraceOut, plain
 from llmplan.specs.training import AttentionImpl, Method, Optimizer, OptimizerImpl, Precision, Recompute
 from llmplan.trace.compare import Comparison, compare_inference, compare_training
 from llmplan.trace.result import TraceResult
@@ -24,9 +25,6 @@ PromptOption = Annotated[
 ]
 DecodeOption = Annotated[
     int, typer.Option("--decode-steps", help="Inference: tokens decoded after the prefill.")
-]
-BatchOption = Annotated[
-    int, typer.Option("--batch", help="Inference: sequences prefilled and decoded together.")
 ]
 DtypeOption = Annotated[
     str, typer.Option("--dtype", help="Inference: weights and KV dtype (bf16, fp16, fp32).")
@@ -56,7 +54,7 @@ def trace(
     lora_rank: o.LoraRankOption = 8,
     lora_alpha: o.LoraAlphaOption = 16,
     lora_targets: o.LoraTargetsOption = "q_proj,v_proj",
-    virtual_tokens: o.VirtualTokensOption = 20,
+    num_virtual_tokens: o.VirtualTokensOption = 20,
     dp: o.DpOption = 1,
     tp: o.TpOption = 1,
     pp: o.PpOption = 1,
@@ -64,7 +62,7 @@ def trace(
     fsdp: o.FsdpOption = None,
     prompt: PromptOption = 2048,
     decode_steps: DecodeOption = 4,
-    batch: BatchOption = 1,
+    batch: o.BatchOption = 1,
     dtype: DtypeOption = "bf16",
     gpu: GpuOption = "h100-sxm-80gb",
     full: FullOption = False,
@@ -78,7 +76,7 @@ def trace(
         grad_accum=grad_accum,
         lora_rank=lora_rank,
         lora_alpha=lora_alpha,
-        virtual_tokens=virtual_tokens,
+        num_virtual_tokens=num_virtual_tokens,
         dp=dp,
         tp=tp,
         pp=pp,
@@ -125,7 +123,7 @@ def trace(
             lora_rank=lora_rank,
             lora_alpha=lora_alpha,
             lora_targets=lora_targets,
-            virtual_tokens=virtual_tokens,
+            num_virtual_tokens=num_virtual_tokens,
         )
         layout = o.layout(dp=dp, tp=tp, pp=pp, zero=zero, fsdp=fsdp)
         _refuse_problems(spec, job, layout, gpu)
@@ -140,7 +138,7 @@ def trace(
     elif comparison is not None:
         comparison = compare_training(result, comparison)
     if json_out:
-        print_json({"trace": result, "analytic": comparison, "notes": list(notes)})
+        print_json(TraceOut(trace=plain(result), analytic=plain(comparison), notes=tuple(notes)))
         return
     _print(result, comparison, notes)
 

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from enum import Enum
 from typing import Annotated
 
@@ -10,17 +9,19 @@ import typer
 from rich.table import Table
 
 from llmplan import catalog
+from llmplan.breakdown import Term, Unit
 from llmplan.cli import options as o
 from llmplan.cli import train_time as tt
 from llmplan.cli._common import JsonOption, console, gib, print_json
 from llmplan.errors import SpecError
-from llmplan.estimate.cost import CostEstimate, estimate_run
-from llmplan.estimate.explain import ExplainStep, explain_training
+from llmplan.estimate.cost import estimate_run
+from llmplan.estimate.explain import explain_training
 from llmplan.estimate.suggest import Suggestion, suggest
-from llmplan.estimate.time import TimeEstimate, estimate_time
+from llmplan.estimate.time import estimate_time
 from llmplan.estimate.training import TrainingEstimate, estimate_training
 from llmplan.limits import tight_headroom
 from llmplan.loading import load_model
+from llmplan.schema import TrainOut
 from llmplan.specs.hardware import Cluster
 from llmplan.specs.training import (
     AttentionImpl,
@@ -45,33 +46,18 @@ class OffloadWhat(str, Enum):
     BOTH = "both"
 
 
-@dataclass(frozen=True, slots=True)
-class TrainReport:
-    """What `llmplan train --json` prints."""
-
-    estimate: TrainingEstimate
-    suggestions: tuple[Suggestion, ...]
-    explain: tuple[ExplainStep, ...]
-    time: TimeEstimate
-    cost: CostEstimate | None
-    """Time to train and cost, with --tokens or --epochs."""
-    warnings: tuple[str, ...] = ()
-
-
 def train(
     model: o.ModelArg,
     method: o.MethodOption = Method.FULL,
     lora_rank: o.LoraRankOption = 8,
     lora_alpha: o.LoraAlphaOption = 16,
     lora_targets: o.LoraTargetsOption = "q_proj,v_proj",
-    num_virtual_tokens: Annotated[
-        int, typer.Option("--num-virtual-tokens", help="Prefix / prompt / p-tuning length.")
-    ] = 20,
+    num_virtual_tokens: o.VirtualTokensOption = 20,
     precision: o.PrecisionOption = Precision.BF16_MIXED,
     optimizer: o.OptimizerOption = Optimizer.ADAMW,
     optimizer_impl: o.OptimizerImplOption = OptimizerImpl.FOREACH,
     micro_batch: o.MicroBatchOption = 1,
-    seq: o.SeqLenOption = 2048,
+    seq_len: o.SeqLenOption = 2048,
     grad_accum: o.GradAccumOption = 1,
     recompute: o.RecomputeOption = Recompute.NONE,
     attention: o.AttentionOption = AttentionImpl.SDPA,
@@ -117,7 +103,7 @@ def train(
         lora_alpha=lora_alpha,
         num_virtual_tokens=num_virtual_tokens,
         micro_batch=micro_batch,
-        seq=seq,
+        seq_len=seq_len,
         grad_accum=grad_accum,
         gpus=gpus,
         gpus_per_node=gpus_per_node,
@@ -142,14 +128,14 @@ def train(
         optimizer=optimizer,
         optimizer_impl=optimizer_impl,
         micro_batch=micro_batch,
-        seq_len=seq,
+        seq_len=seq_len,
         grad_accum=grad_accum,
         recompute=recompute,
         attention=attention,
         lora_rank=lora_rank,
         lora_alpha=lora_alpha,
         lora_targets=lora_targets,
-        virtual_tokens=num_virtual_tokens,
+        num_virtual_tokens=num_virtual_tokens,
         packing=packing,
         chunked_ce=chunked_ce,
     )
@@ -158,7 +144,6 @@ def train(
     lay = tt.with_schedule(lay, pp_schedule, virtual_stages)
     est = estimate_training(spec, job, lay, cluster)
     tips = suggest(spec, job, lay, cluster, baseline=est)
-    steps = explain_training(spec, est) if explain else ()
     timing = estimate_time(spec, job, lay, cluster)
     cost = None
     if train_tokens is not None:
@@ -167,15 +152,12 @@ def train(
         )
     if json_out:
         warnings = tuple(w for w in (tight_headroom(est.headroom_bytes, est.capacity_bytes),) if w)
-        report = TrainReport(
-            estimate=est, suggestions=tips, explain=steps, time=timing, cost=cost, warnings=warnings
-        )
-        print_json(report)
+        print_json(TrainOut.of(est, tips, warnings, time=timing, cost=cost))
         return
     _print(est, tips)
     tt.print_time(timing, cost, network_note)
     if explain:
-        _print_explain(steps)
+        _print_explain(explain_training(est))
         tt.print_time_explain(timing)
 
 
@@ -291,17 +273,20 @@ def _print_stack(est: TrainingEstimate) -> None:
         console.print(f"  DDP: {copy}")
 
 
-def _print_explain(steps: tuple[ExplainStep, ...]) -> None:
+def _print_explain(steps: tuple[Term, ...]) -> None:
     console.print("[bold]how these numbers were computed[/bold]")
     for i, step in enumerate(steps, 1):
-        console.print(f"{i}. [bold]{step.title}[/bold] = {step.formula}")
-        shown = (
-            f"{step.result:,} B ({gib(step.result)} GiB)"
-            if step.unit == "bytes"
-            else f"{step.result:,} {step.unit}"
-        )
-        console.print(f"   {step.arithmetic} → {shown}")
+        console.print(f"{i}. [bold]{step.name}[/bold] = {_shown(step)}")
+        console.print(f"   {step.formula}")
+        for part in step.parts if not step.name.startswith("phase.") else ():
+            console.print(f"   - {part.name} = {_shown(part)}: {part.formula}")
         console.print(f"   source: {step.source}")
+
+
+def _shown(term: Term) -> str:
+    if term.unit is Unit.BYTES:
+        return f"{int(term.value):,} B ({gib(term.value)} GiB)"
+    return f"{int(term.value):,} {term.unit.value}"
 
 
 def register(app: typer.Typer) -> None:

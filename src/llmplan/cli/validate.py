@@ -17,6 +17,7 @@ from rich.table import Table
 
 from llmplan.cli._common import JsonOption, console, prepare_output, print_json, write_output
 from llmplan.errors import MissingExtraError
+from llmplan.schema import ValidateOut, plain
 
 
 class Only(str, Enum):
@@ -111,31 +112,35 @@ def validate(
         write_output(write, page)
     if json_out:
         print_json(
-            {
-                "measured_summary": summary,
-                "trace_stats": trace_stats,
-                "trace": [
-                    {
-                        "case": c.case.id,
-                        "analytic_bytes": c.analytic_bytes,
-                        "trace_bytes": c.trace_bytes,
-                        "error_pct": c.error_pct,
-                        "note": c.error,
-                    }
-                    for c in trace
-                ],
-                "measured": [
-                    {
-                        "row": c.case.row,
-                        "status": c.case.status.value,
-                        "measured_bytes": c.case.measured_bytes,
-                        "figures": {f.engine: f.bytes for f in c.figures},
-                        "error_pct": {f.engine: c.error_pct(f.engine) for f in c.figures},
-                    }
-                    for c in comparisons
-                ],
-                "broken": broken,
-            }
+            ValidateOut(
+                measured_summary=plain(summary),
+                trace_stats=plain(trace_stats),
+                trace=plain(
+                    [
+                        {
+                            "case": c.case.id,
+                            "analytic_bytes": c.analytic_bytes,
+                            "trace_bytes": c.trace_bytes,
+                            "error_pct": c.error_pct,
+                            "note": c.error,
+                        }
+                        for c in trace
+                    ]
+                ),
+                measured=plain(
+                    [
+                        {
+                            "row": c.case.row,
+                            "status": c.case.status.value,
+                            "measured_bytes": c.case.measured_bytes,
+                            "figures": {f.engine: f.bytes for f in c.figures},
+                            "error_pct": {f.engine: c.error_pct(f.engine) for f in c.figures},
+                        }
+                        for c in comparisons
+                    ]
+                ),
+                broken=broken,
+            )
         )
     else:
         _print_tables(summary, trace_stats, trace, broken)

@@ -27,7 +27,8 @@ from dataclasses import dataclass, replace
 from llmplan.breakdown import Term, Unit
 from llmplan.catalog.torch_memory import torch_total
 from llmplan.errors import SpecError
-from llmplan.estimate.inference import estimate_inference, kv_dtype_bytes
+from llmplan.estimate.inference import estimate_inference
+from llmplan.estimate.inference_memory import kv_dtype_bytes
 from llmplan.estimate.scheduler import SchedulerConfig, SimResult, simulate
 from llmplan.estimate.serving_build import build_step_model
 from llmplan.estimate.serving_metrics import Percentiles, itl_percentiles, percentiles

@@ -13,7 +13,7 @@ Per tp rank and pp stage (layers split evenly, the embedding / head shares divid
 
 from __future__ import annotations
 
-from llmplan.estimate.inference import kv_dtype_bytes
+from llmplan.estimate.inference_memory import kv_dtype_bytes
 from llmplan.formulas import kv_cache as kvf
 from llmplan.formulas.comms import Collective
 from llmplan.formulas.params import count_params

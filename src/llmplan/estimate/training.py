@@ -27,6 +27,34 @@ from __future__ import annotations
 from dataclasses import dataclass
 from enum import Enum
 
+from llmplan.breakdown import (
+    ACTIVATIONS,
+    COMM_BUFFERS,
+    GRADIENTS,
+    LOGITS,
+    MASTER_WEIGHTS,
+    OPTIMIZER_STATES,
+    OVERHEADS,
+    TEMPORARIES,
+    WEIGHTS,
+    Breakdown,
+    Term,
+    Unit,
+)
+from llmplan.estimate.training_terms import (
+    BACKWARD_END,
+    BACKWARD_START,
+    FORWARD_END,
+    OPTIMIZER_STEP,
+    PhaseValues,
+    TermInputs,
+    count_terms,
+    counter_terms,
+    moment_of,
+    overhead_term,
+    phase_terms,
+    values_of,
+)
 from llmplan.formulas.activations import ActivationBreakdown, training_activations
 from llmplan.formulas.model_states import (
     MIXED,
@@ -85,6 +113,21 @@ class MemoryBreakdown:
     overheads_bytes: int
     """cuBLAS workspace + allocator gap + CUDA context + NCCL buffers."""
 
+    @classmethod
+    def of(cls, terms: Breakdown) -> MemoryBreakdown:
+        """The components of a breakdown's records (a missing term is 0)."""
+        return cls(
+            weights_bytes=int(terms.value(WEIGHTS)),
+            master_weights_bytes=int(terms.value(MASTER_WEIGHTS)),
+            gradients_bytes=int(terms.value(GRADIENTS)),
+            optimizer_states_bytes=int(terms.value(OPTIMIZER_STATES)),
+            activations_bytes=int(terms.value(ACTIVATIONS)),
+            logits_loss_bytes=int(terms.value(LOGITS)),
+            temporaries_at_peak_bytes=int(terms.value(TEMPORARIES)),
+            comm_buffers_bytes=int(terms.value(COMM_BUFFERS)),
+            overheads_bytes=int(terms.value(OVERHEADS)),
+        )
+
     @property
     def total(self) -> int:
         return (
@@ -105,12 +148,16 @@ class PhaseMemory:
     """Allocated bytes (live tensors, without the cuBLAS workspace) at one phase, with its components."""
 
     phase: Phase
-    breakdown: MemoryBreakdown
-    """Components at this phase (overheads_bytes = 0: they are added once to the peak)."""
+    terms: Breakdown
+    """The tensor terms at this phase (the overheads are added once, to the peak)."""
+
+    @property
+    def breakdown(self) -> MemoryBreakdown:
+        return MemoryBreakdown.of(self.terms)
 
     @property
     def total(self) -> int:
-        return self.breakdown.total
+        return int(self.terms.total)
 
 
 @dataclass(frozen=True, slots=True)
@@ -125,8 +172,12 @@ class TrainingEstimate:
     """Pipeline stage of the reported GPU (the busiest)."""
     params: int
     trainable_params: int
-    memory: MemoryBreakdown
-    """Components at the peak phase; memory.total == device_bytes."""
+    terms: Breakdown
+    """The records at the peak phase: tensor terms + overheads; terms.total == device_bytes."""
+    counts: tuple[Term, ...]
+    """Parameters on this GPU and trainable parameters, as records."""
+    counters: tuple[Term, ...]
+    """allocated, reserved, device and headroom bytes, each with its formula."""
     peak_phase: Phase
     phases: tuple[PhaseMemory, ...]
     allocated_bytes: int
@@ -145,6 +196,11 @@ class TrainingEstimate:
     stack: StackSettings
     """The training stack's defaults as resolved for this model and layout (`llmplan.stacks`)."""
     notes: tuple[str, ...]
+
+    @property
+    def memory(self) -> MemoryBreakdown:
+        """Components at the peak phase (from `terms`); memory.total == device_bytes."""
+        return MemoryBreakdown.of(self.terms)
 
     @property
     def total(self) -> int:
@@ -214,36 +270,28 @@ def _estimate_stage(
     step_temps = ms.optimizer_temporaries_bytes
     bt = act.backward_transient_bytes + (step_temps if in_backward else 0)
 
-    def brk(grads: int, acts: int, lg: int, temps: int, comm: int) -> MemoryBreakdown:
-        return MemoryBreakdown(
-            weights_bytes=ms.weights_bytes,
-            master_weights_bytes=ms.master_weights_bytes,
-            gradients_bytes=grads,
-            optimizer_states_bytes=ms.optimizer_states_bytes,
-            activations_bytes=acts,
-            logits_loss_bytes=lg,
-            temporaries_at_peak_bytes=temps,
-            comm_buffers_bytes=comm,
-            overheads_bytes=0,
-        )
+    inv = rank_inventory(model, layout.tp, layout.ep, layout.pp, stage)
+    inputs = TermInputs(model, job, layout, stage, inv, split, ms, act, stack, extra, bt)
 
-    fwd = brk(accum, saved, logits, extra, ms.gather_buffers_bytes + persistent_bucket)
+    def brk(moment: str, grads: int, acts: int, lg: int, temps: int, comm: int) -> Breakdown:
+        values = PhaseValues(grads, acts, lg, temps, comm, ms.optimizer_states_bytes)
+        return phase_terms(inputs, moment, values)
+
+    fwd = brk(FORWARD_END, accum, saved, logits, extra, ms.gather_buffers_bytes + persistent_bucket)
     comm_b = ms.gather_buffers_bytes + ms.reduce_buffers_bytes
     head_live = logits - min(logits, act.logits_freed_bytes)
     # no gradient has been reduced when backward starts: the reduce buckets join later (DDP's persist)
-    bwd_start = brk(accum, saved, head_live, extra + bt, ms.gather_buffers_bytes + persistent_bucket)
+    start_comm = ms.gather_buffers_bytes + persistent_bucket
+    bwd_start = brk(BACKWARD_START, accum, saved, head_live, extra + bt, start_comm)
     # at the end of backward the loss-side transient (the largest for big vocabularies) is long gone: one
     # layer's backward transient, taken as at most one layer's saved bytes (a recomputed layer)
     bt_end = min(bt, act.per_layer_bytes + (step_temps if in_backward else 0))
-    bwd_end = brk(ms.gradients_bytes, act.embedding_bytes + last_layer, 0, bt_end, comm_b)
+    bwd_end = brk(BACKWARD_END, ms.gradients_bytes, act.embedding_bytes + last_layer, 0, bt_end, comm_b)
     bwd = bwd_start if bwd_start.total >= bwd_end.total else bwd_end
     phases = [PhaseMemory(Phase.FORWARD_END, fwd), PhaseMemory(Phase.BACKWARD, bwd)]
     if not in_backward:
-        phases.append(
-            PhaseMemory(
-                Phase.OPTIMIZER_STEP, brk(ms.step_gradients_bytes, 0, 0, step_temps, persistent_bucket)
-            )
-        )
+        step = brk(OPTIMIZER_STEP, ms.step_gradients_bytes, 0, 0, step_temps, persistent_bucket)
+        phases.append(PhaseMemory(Phase.OPTIMIZER_STEP, step))
     peak = max(phases, key=lambda p: p.total)
     acc = cluster.accelerator
     communicators = sum(1 for d in (layout.dp, layout.tp, layout.pp, layout.cp, layout.ep) if d > 1)
@@ -253,7 +301,7 @@ def _estimate_stage(
     allocated = peak.total + ov.cublas_workspace_bytes
     reserved = allocated + ov.allocator_gap_bytes
     device = reserved + ov.cuda_context_bytes + ov.nccl_bytes
-    evicted = 0
+    terms = peak.terms
     if ms.paged_bytes:
         resident = max(0, min(ms.paged_bytes, acc.memory_bytes - (device - ms.paged_bytes)))
         evicted = ms.paged_bytes - resident
@@ -263,18 +311,12 @@ def _estimate_stage(
             allocated -= evicted
             reserved -= evicted
             notes.append(f"paged optimizer: {evicted:,} B of states evicted to host RAM (slower steps)")
-    p = peak.breakdown
-    memory = MemoryBreakdown(
-        weights_bytes=p.weights_bytes,
-        master_weights_bytes=p.master_weights_bytes,
-        gradients_bytes=p.gradients_bytes,
-        optimizer_states_bytes=p.optimizer_states_bytes - evicted,
-        activations_bytes=p.activations_bytes,
-        logits_loss_bytes=p.logits_loss_bytes,
-        temporaries_at_peak_bytes=p.temporaries_at_peak_bytes,
-        comm_buffers_bytes=p.comm_buffers_bytes,
-        overheads_bytes=ov.total,
-    )
+            terms = phase_terms(
+                inputs,
+                moment_of(peak.phase, bwd is bwd_start),
+                values_of(peak.terms, ms.optimizer_states_bytes - evicted),
+            )
+    terms = Breakdown(Unit.BYTES, (*terms.terms, overhead_term(ov, communicators, stack)))
     notes.extend(_assumptions(job, layout, ms))
     return TrainingEstimate(
         model=model.name,
@@ -284,7 +326,9 @@ def _estimate_stage(
         stage=stage,
         params=param_total(model),
         trainable_params=split.total,
-        memory=memory,
+        terms=terms,
+        counts=count_terms(inputs, param_total(model)),
+        counters=counter_terms(peak.phase, ov, allocated, reserved, device, acc.memory_bytes),
         peak_phase=peak.phase,
         phases=tuple(phases),
         allocated_bytes=allocated,

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from llmplan.breakdown import KV_CACHE, trace_categories
 from llmplan.trace.result import TraceResult
 
 
@@ -46,25 +47,16 @@ PHASES = {"forward": "forward-end", "backward": "backward", "optimizer": "optimi
 def compare_training(trace: TraceResult, estimate: object) -> Comparison:
     """Trace of a training step vs `llmplan.estimate.training.TrainingEstimate`, each at its own peak.
 
-    The analytic side is its peak phase's `PhaseMemory` (allocated bytes without the cuBLAS workspace and
-    the other overheads, which no tensor holds). Mapping of the terms: weights, master weights, gradients,
-    optimizer states and activations one to one; logits <-> `logits_loss_bytes`; temporaries <->
-    `temporaries_at_peak_bytes + comm_buffers_bytes` (FSDP's gathered parameters and reduce buffers are
-    transient tensors in the trace).
+    The analytic side is its peak phase's records (`PhaseMemory.terms`: allocated bytes without the cuBLAS
+    workspace and the other overheads, which no tensor holds), term by term in the shared vocabulary
+    (llmplan.breakdown); the communication buffers (FSDP's gathered parameters and reduce buffers) are
+    transient tensors in the trace, so they join the temporaries.
     """
     peak = estimate.peak_phase  # type: ignore[attr-defined]
     phase = next(p for p in estimate.phases if p.phase == peak)  # type: ignore[attr-defined]
-    b = phase.breakdown
-    p = trace.peak
-    terms = (
-        TermDiff("weights", p.weights_bytes, b.weights_bytes),
-        TermDiff("master_weights", p.master_weights_bytes, b.master_weights_bytes),
-        TermDiff("gradients", p.gradients_bytes, b.gradients_bytes),
-        TermDiff("optimizer_states", p.optimizer_states_bytes, b.optimizer_states_bytes),
-        TermDiff("activations", p.activations_bytes, b.activations_bytes),
-        TermDiff("logits/loss", p.logits_bytes, b.logits_loss_bytes),
-        TermDiff("temporaries", p.temporaries_bytes, b.temporaries_at_peak_bytes + b.comm_buffers_bytes),
-    )
+    analytic = trace_categories(phase.terms)
+    traced = trace.peak.items()
+    terms = tuple(TermDiff(name, traced[name], analytic[name]) for name in analytic if name != KV_CACHE)
     total = TermDiff("allocated (without workspaces)", trace.total, phase.total)
     return Comparison(terms, total, PHASES.get(trace.peak_phase, trace.peak_phase), str(peak.value))
 

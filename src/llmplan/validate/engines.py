@@ -11,7 +11,10 @@ import time
 from dataclasses import dataclass
 
 from llmplan import catalog
+from llmplan.breakdown import CUBLAS_WORKSPACE, TRACE_TERMS, trace_categories
 from llmplan.errors import LlmplanError
+from llmplan.estimate.inference import InferenceEstimate
+from llmplan.estimate.training import TrainingEstimate
 from llmplan.specs.hardware import Cluster
 from llmplan.specs.inference import InferenceJob, QuantFormat
 from llmplan.specs.model import ModelSpec
@@ -67,12 +70,9 @@ def cluster_for(gpu: str | None, layout: Layout) -> Cluster:
     return Cluster(accelerator=accelerator, gpus_per_node=8, nodes=-(-gpus // 8))
 
 
-def counter_bytes(estimate: object, counter: Counter) -> int:
-    """Per-GPU bytes of an estimate on one counter: TrainingEstimate carries the counters itself,
-    InferenceEstimate in its `memory`."""
-    name = f"{counter.value}_bytes"
-    holder = estimate if hasattr(estimate, name) else estimate.memory  # type: ignore[attr-defined]
-    return int(getattr(holder, name))
+def counter_bytes(estimate: TrainingEstimate | InferenceEstimate, counter: Counter) -> int:
+    """Per-GPU bytes of an estimate on one counter (allocated, reserved, device)."""
+    return int(getattr(estimate, f"{counter.value}_bytes"))
 
 
 def analytic_measured(model: ModelSpec, case: MeasuredCase) -> AnalyticFigure:
@@ -96,17 +96,8 @@ def analytic_measured(model: ModelSpec, case: MeasuredCase) -> AnalyticFigure:
     return AnalyticFigure(counter_bytes(est, counter), fits=fits)
 
 
-TERMS = (
-    "weights",
-    "master_weights",
-    "gradients",
-    "optimizer_states",
-    "activations",
-    "logits",
-    "temporaries",
-    "kv_cache",
-)
-"""The trace's categories (llmplan.trace.result.TraceBreakdown), the common vocabulary of both engines."""
+TERMS = TRACE_TERMS
+"""The trace's categories (llmplan.breakdown.TRACE_TERMS), the common vocabulary of both engines."""
 
 
 def analytic_trace_case(case: TraceCase) -> dict[str, int]:
@@ -119,40 +110,22 @@ def analytic_trace_case(case: TraceCase) -> dict[str, int]:
         from llmplan.estimate.training import estimate_training
 
         est = estimate_training(model, case.training, Layout(), cluster)
-        m = est.memory
-        terms = {
-            "weights": m.weights_bytes,
-            "master_weights": m.master_weights_bytes,
-            "gradients": m.gradients_bytes,
-            "optimizer_states": m.optimizer_states_bytes,
-            "activations": m.activations_bytes,
-            "logits": m.logits_loss_bytes,
-            "temporaries": m.temporaries_at_peak_bytes + m.comm_buffers_bytes,
-        }
     else:
         from llmplan.estimate.inference import estimate_inference
 
         assert case.inference is not None
         est = estimate_inference(model, case.inference, cluster)
-        m = est.memory
-        terms = {
-            "weights": m.weights.total,
-            "temporaries": m.activation_peak_bytes,
-            "kv_cache": m.kv_cache_bytes,
-        }
+    terms = trace_categories(est.terms)
     total = counter_bytes(est, Counter.ALLOCATED) - workspace_bytes(est)
     # whatever the allocated counter holds beyond the named terms is shown as temporaries
     terms["temporaries"] = terms.get("temporaries", 0) + total - sum(terms.values())
     return terms
 
 
-def workspace_bytes(estimate: object) -> int:
+def workspace_bytes(estimate: TrainingEstimate | InferenceEstimate) -> int:
     """Library workspaces inside the allocated counter (cuBLAS) that a fake-tensor trace cannot see (design.md,
     'What a trace cannot see'): left out of the analytic figure when it is compared with the trace."""
-    overheads = getattr(estimate, "overheads", None)
-    if overheads is not None:
-        return int(overheads.cublas_workspace_bytes)
-    return int(estimate.memory.torch_workspace_bytes)  # type: ignore[attr-defined]
+    return int(estimate.terms.value(CUBLAS_WORKSPACE))
 
 
 def trace_case(case: TraceCase) -> dict[str, int]:
