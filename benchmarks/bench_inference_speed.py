@@ -17,6 +17,7 @@ from pathlib import Path
 
 from llmplan import catalog
 from llmplan.estimate import inference as inf
+from llmplan.estimate import inference_memory as mem
 from llmplan.loading import load_model
 from llmplan.specs.hardware import Cluster
 from llmplan.specs.inference import Engine, InferenceJob, QuantFormat
@@ -48,17 +49,17 @@ def main() -> None:
         cluster = Cluster(accelerator=catalog.accelerator(gpu))
 
         def cold(model=model, job=job, cluster=cluster) -> None:
-            inf._MEMO.clear()
+            mem._MEMO.clear()
             inf.estimate_inference(model, job, cluster)
 
         def warm(model=model, job=job, cluster=cluster) -> None:
             inf.estimate_inference(model, job, cluster)
 
-        fp = inf._Footprint(model, job, cluster.accelerator)
+        fp = mem.Footprint(model, job, cluster.accelerator)
 
         def search(fp=fp, job=job, model=model) -> None:
-            inf._max_batch(fp, job.context_len)
-            inf._max_context(fp, job.batch, max(model.max_position_embeddings, job.context_len))
+            mem.max_batch(fp, job.context_len)
+            mem.max_context(fp, job.batch, max(model.max_position_embeddings, job.context_len))
 
         results.append(
             {
