@@ -18,8 +18,8 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict, JsonValue
 
 from llmplan.breakdown import Breakdown, Term, Unit
+from llmplan.catalog.summary import ModelSummary
 from llmplan.estimate.inference import InferenceEstimate, VllmBudget
-from llmplan.estimate.models import ModelSummary
 from llmplan.estimate.suggest import Suggestion
 from llmplan.estimate.training import TrainingEstimate
 from llmplan.formulas.activations import ActivationBreakdown

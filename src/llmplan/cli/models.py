@@ -8,10 +8,10 @@ import typer
 from rich import box
 from rich.table import Table
 
+from llmplan.catalog.summary import catalog_models
 from llmplan.cli._common import JsonOption, console, print_json
 from llmplan.cli.options import check_options
 from llmplan.errors import SpecError
-from llmplan.estimate.models import catalog_models
 from llmplan.schema import ModelsOut
 
 
