@@ -240,7 +240,7 @@ def test_cli_cluster_preset_and_unknown_cluster(capsys):
     )
     assert code == 0
     data = json.loads(out)
-    assert data["estimate"]["accelerator"].startswith("NVIDIA A100")
+    assert data["accelerator"].startswith("NVIDIA A100")
     assert data["time"]["tokens_per_step"] == 16 * 2048
     code, _, err = run(capsys, "llama-2-7b", "--cluster", "no-such-cluster")
     assert code == 2 and "cluster" in err
