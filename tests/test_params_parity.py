@@ -28,6 +28,17 @@ GPT2 = {**TOKENS, "vocab_size": 96, "n_embd": 32, "n_layer": 2, "n_head": 4, "n_
 BLOOM = {**TOKENS, "vocab_size": 96, "hidden_size": 32, "n_layer": 2, "n_head": 4}
 OPT = {**SMALL, "ffn_dim": 64, "max_position_embeddings": 64}
 NEOX = {**SMALL, "intermediate_size": 64}
+MPT = {
+    **TOKENS,
+    "vocab_size": 96,
+    "d_model": 32,
+    "n_layers": 2,
+    "n_heads": 4,
+    "max_seq_len": 64,
+    "no_bias": True,
+    "attn_config": {"alibi": True},
+}
+NEMOTRON = {**LLAMA, "num_key_value_heads": 2}
 
 # (case id, model_type, config): two layers, small widths, one case per flag that changes a count.
 CASES: list[tuple[str, str, dict]] = [
@@ -57,12 +68,24 @@ CASES: list[tuple[str, str, dict]] = [
     ("glm4", "glm4", {**LLAMA, "num_key_value_heads": 2, "head_dim": 16}),
     ("gpt2", "gpt2", GPT2),
     ("gpt2-inner-untied", "gpt2", {**GPT2, "n_inner": 48, "tie_word_embeddings": False}),
-    ("gpt-bigcode-mqa", "gpt_bigcode", {"vocab_size": 100, "n_embd": 64, "n_layer": 2, "n_head": 4, "n_positions": 64}),
+    (
+        "gpt-bigcode-mqa",
+        "gpt_bigcode",
+        {"vocab_size": 100, "n_embd": 64, "n_layer": 2, "n_head": 4, "n_positions": 64},
+    ),
     (
         "gpt-bigcode-mha-untied",
         "gpt_bigcode",
-        {"vocab_size": 100, "n_embd": 64, "n_layer": 2, "n_head": 4, "n_positions": 64, "multi_query": False,
-         "n_inner": 96, "tie_word_embeddings": False},
+        {
+            "vocab_size": 100,
+            "n_embd": 64,
+            "n_layer": 2,
+            "n_head": 4,
+            "n_positions": 64,
+            "multi_query": False,
+            "n_inner": 96,
+            "tie_word_embeddings": False,
+        },
     ),
     ("opt", "opt", OPT),
     (
@@ -100,6 +123,15 @@ CASES: list[tuple[str, str, dict]] = [
     ("gptj-tied", "gptj", {**GPT2, "rotary_dim": 4, "n_inner": 48, "tie_word_embeddings": True}),
     ("starcoder2", "starcoder2", {**LLAMA, "num_key_value_heads": 2, "sliding_window": 16}),
     ("starcoder2-no-bias", "starcoder2", {**LLAMA, "num_key_value_heads": 1, "use_bias": False}),
+    ("mpt-alibi-no-bias", "mpt", MPT),
+    ("mpt-untied", "mpt", {**MPT, "tie_word_embeddings": False}),
+    ("nemotron", "nemotron", NEMOTRON),
+    (
+        "nemotron-head-dim-bias",
+        "nemotron",
+        {**NEMOTRON, "head_dim": 16, "attention_bias": True, "mlp_bias": True},
+    ),
+    ("nemotron-tied-mha", "nemotron", {**NEMOTRON, "num_key_value_heads": 4, "tie_word_embeddings": True}),
     (
         "deepseek-v2-lite",
         "deepseek_v2",
@@ -172,7 +204,7 @@ GROUP_PATTERNS: list[tuple[str, str]] = [
     (r"\.mlp\.experts\.", "routed_experts"),
     (r"\.mlp\.shared_expert", "shared_experts"),
     (r"\.(self_attn|attn|attention|self_attention)\.", "attention"),
-    (r"\.(mlp|fc1|fc2)(\.|$)", "mlp"),
+    (r"\.(mlp|ffn|fc1|fc2)(\.|$)", "mlp"),
 ]
 
 

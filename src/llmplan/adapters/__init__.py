@@ -21,6 +21,8 @@ from llmplan.adapters import (
     gptj,
     internlm2,
     llama,
+    mpt,
+    nemotron,
     opt,
     qwen,
     starcoder2,
@@ -60,6 +62,8 @@ ADAPTERS: dict[str, Adapter] = {
     "chatglm": chatglm.chatglm,
     "baichuan": baichuan.baichuan,
     "internlm2": internlm2.internlm2,
+    "mpt": mpt.mpt,
+    "nemotron": nemotron.nemotron,
 }
 
 

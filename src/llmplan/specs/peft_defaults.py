@@ -77,6 +77,7 @@ KV_HEAD_CONFIGS = frozenset(
         "deepseek_v2",
         "deepseek_v3",
         "gpt_bigcode",
+        "nemotron",
     }
 )
 
