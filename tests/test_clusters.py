@@ -201,3 +201,74 @@ def test_clusters_json_filtered_by_gpu(capsys):
 def test_clusters_unknown_gpu_exits_2(capsys):
     assert main(["clusters", "--gpu", "h10"]) == 2
     assert "unknown gpu" in capsys.readouterr().err
+
+
+# accelerators that published benchmarks run on, with their datasheet figures
+
+PUBLISHED_GPUS = [  # id or alias, memory GB (10^9, at least), HBM TB/s, W, dense bf16 TFLOP/s
+    ("h100-sxm", 80, 3.35, 700, 989.4),
+    ("h100-nvl", 94, 3.9, 400, 835.5),
+    ("h100-96gb-hbm2e", 96, 2.4, 500, 989.4),
+    ("h20", 96, 4.0, 400, 148),
+    ("h200", 141, 4.8, 700, 989.4),
+    ("h200-nvl", 141, 4.8, 600, 835.5),
+    ("b200", 180, 7.7, 1000, 2250),
+    ("b300", 288, 8.0, 1100, 2250),
+    ("gb200", 186, 8.0, 1200, 2500),
+    ("gb300", 288, 8.0, 1400, 2500),
+    ("mi300x", 192, 5.3, 750, 1307.4),
+    ("mi325x", 256, 6.0, 1000, 1307.4),
+]
+
+
+@pytest.mark.parametrize(("ref", "gb", "tb_s", "watts", "bf16"), PUBLISHED_GPUS)
+def test_published_accelerator_figures(ref, gb, tb_s, watts, bf16):
+    acc = catalog.accelerator(ref)
+    assert acc.memory_bytes >= gb * 1e9 * 0.99  # nvidia-smi totals sit a little under the nominal GB
+    assert acc.memory_bandwidth_bytes_per_s == pytest.approx(tb_s * 1e12)
+    assert acc.tdp_w == watts
+    assert acc.peak_flops("bf16") == pytest.approx(bf16 * 1e12)
+    assert acc.peak_flops("fp8") == pytest.approx(
+        2 * acc.peak_flops("bf16"), rel=1e-3
+    )  # halved sparse figures round
+    assert acc.sources and acc.notes
+
+
+def test_blackwell_ultra_trades_int8_and_fp64_for_fp4():
+    b200, b300 = catalog.accelerator("b200"), catalog.accelerator("b300")
+    assert b300.peak_flops("fp4") > b200.peak_flops("fp4")
+    assert b300.peak_flops("int8") < b200.peak_flops("int8") and b300.peak_flops("fp64") < b200.peak_flops(
+        "fp64"
+    )
+
+
+def test_every_preset_accelerator_and_rack_scale_domains():
+    assert catalog.cluster("gb300-nvl72").accelerator.id == "gb300"
+    assert catalog.cluster("gb300-nvl72").inter_node.one_way_bytes_per_s == 800e9 / 8
+    assert catalog.cluster("grand-teton").accelerator.id == "h100-sxm-96gb-hbm2e"
+
+
+@pytest.mark.parametrize(
+    ("change", "field"),
+    [
+        ({"accelerator": "h1000"}, "clusters.json bad-preset.accelerator"),
+        ({"inter_node": "ib-zdr"}, "clusters.json bad-preset.inter_node"),
+        ({"gpus_per_node": 0}, "gpus_per_node"),
+    ],
+)
+def test_inconsistent_presets_name_the_field(monkeypatch, change, field):
+    data = catalog._cluster_data()
+    entry = {**data["clusters"][0], "id": "bad-preset", **change}
+    monkeypatch.setattr(catalog, "_cluster_data", lambda: {**data, "clusters": [entry]})
+    with pytest.raises(SpecError) as exc:
+        catalog._preset("bad-preset")
+    assert exc.value.field == field
+
+
+def test_cluster_for_gpus():
+    assert catalog.cluster_for_gpus("dgx-h100", 64).nodes == 8
+    assert catalog.cluster_for_gpus("gb200-nvl72", 144).nodes == 2
+    for bad in (12, 0, -8, 8.0):
+        with pytest.raises(SpecError, match="multiple of the 8 GPUs per node") as exc:
+            catalog.cluster_for_gpus("dgx-h100", bad)
+        assert exc.value.field == "gpus"

@@ -233,3 +233,16 @@ def cluster(ref: str, nodes: int = 1) -> Cluster:
     if cluster.nodes > 1 and cluster.inter_node is None:
         raise SpecError("nodes", f"{nodes} nodes of {found}, which has no network between nodes (allowed: 1)")
     return cluster
+
+
+def cluster_for_gpus(ref: str, gpus: int) -> Cluster:
+    """The preset `ref` with as many nodes as `gpus` needs; SpecError("gpus") unless gpus is a positive multiple
+    of the preset's GPUs per node."""
+    preset = cluster(ref)
+    per_node = preset.gpus_per_node
+    if type(gpus) is not int or gpus < 1 or gpus % per_node:
+        raise SpecError(
+            "gpus",
+            f"{gpus!r} is not a multiple of the {per_node} GPUs per node of {preset.id} (allowed: {per_node}·k)",
+        )
+    return cluster(ref, nodes=gpus // per_node)
