@@ -328,9 +328,19 @@ def _quantize_base_nf4(model: Any, job: TrainingJob) -> None:
 
     torchao's `to_nf4` stores 4-bit codes (n/2 bytes), an int8 scale per `quant_block_size` block and an fp
     scale per 256 scales (double quantization), as bitsandbytes' Params4bit does (Dettmers et al. 2023,
-    section 3); torchao always double-quantizes. Its NF4 linear dequantizes the weight inside the op.
+    section 3); torchao always double-quantizes. Its NF4 linear dequantizes the weight inside the op. On a CUDA
+    device (`llmplan measure`) bitsandbytes' own `Linear4bit` is used instead (`_quantize_bnb_nf4`).
     """
     torch = require("torch")
+    head = lm_head(model)
+    linears = [
+        (name, module)
+        for name, module in model.named_modules()
+        if isinstance(module, torch.nn.Linear) and module is not head and "lora_" not in name
+    ]
+    if head.weight.device.type == "cuda":
+        _quantize_bnb_nf4(model, linears, job)
+        return
     try:
         nf4 = importlib.import_module("torchao.quantization")
         to_nf4 = nf4.to_nf4
@@ -340,13 +350,48 @@ def _quantize_base_nf4(model: Any, job: TrainingJob) -> None:
         raise LlmplanError(
             "quant_double: torchao's NF4 always double-quantizes; trace QLoRA with quant_double"
         )
-    head = lm_head(model)
-    for name, module in model.named_modules():
-        if not isinstance(module, torch.nn.Linear) or module is head or "lora_" in name:
-            continue
+    for _name, module in linears:
         weight = module.weight.detach()
         block = job.peft.quant_block_size
         # One fp scale per 256 int8 scales; torchao needs the scale count divisible by it, so tensors with
         # fewer blocks (tiny test models only) take the largest divisor instead of bitsandbytes' padding.
         scaler_block = math.gcd(weight.numel() // block, 256)
         module.weight = torch.nn.Parameter(to_nf4(weight, block, scaler_block), requires_grad=False)
+
+
+def _quantize_bnb_nf4(model: Any, linears: list[tuple[str, Any]], job: TrainingJob) -> None:
+    """QLoRA on a CUDA device (`llmplan measure`): each base linear replaced by bitsandbytes' `Linear4bit`.
+
+    As transformers' `BitsAndBytesConfig(load_in_4bit=True, bnb_4bit_quant_type="nf4")` loads it: NF4 codes,
+    one absmax per `quant_block_size` block, double-quantized when `quant_double`, bf16 / fp16 compute in the
+    base's dtype. `Params4bit` quantizes when it is moved to the device.
+    """
+    try:
+        bnb = importlib.import_module("bitsandbytes")
+    except ImportError:
+        raise LlmplanError(
+            "method: measuring qlora needs bitsandbytes, which is not installed: pip install 'llmplan[measure]'"
+        ) from None
+    for name, module in linears:
+        device = module.weight.device
+        quantized = bnb.nn.Linear4bit(
+            module.in_features,
+            module.out_features,
+            bias=module.bias is not None,
+            compute_dtype=module.weight.dtype,
+            compress_statistics=job.peft.quant_double,
+            quant_type="nf4",
+            device="meta",
+        )
+        quantized.weight = bnb.nn.Params4bit(
+            module.weight.detach(),
+            requires_grad=False,
+            blocksize=job.peft.quant_block_size,
+            compress_statistics=job.peft.quant_double,
+            quant_type="nf4",
+            module=quantized,
+        ).to(device)
+        if module.bias is not None:
+            quantized.bias = module.bias
+        parent_name, _, child = name.rpartition(".")
+        setattr(model.get_submodule(parent_name), child, quantized)

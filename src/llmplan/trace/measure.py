@@ -9,6 +9,11 @@ PyTorch's own counters:
 - `device`: memory in use on the device as `torch.cuda.mem_get_info()` reports it after the step (total - free:
   reserved plus the CUDA context and library workspaces, what nvidia-smi shows), while the allocator still
   holds its peak reservation.
+
+The counters start once the model is built and prepared (the build's own transient peak, such as QLoRA's
+16-bit base before quantization, is not the step's). On the device QLoRA's base is quantized with
+bitsandbytes (`Linear4bit`, as QLoRA runs), and the 8-bit AdamW optimizers are bitsandbytes' own (the
+`measure` extra); the trace uses torchao's NF4, which stores the same bytes, and cannot run 8-bit AdamW.
 """
 
 from __future__ import annotations
@@ -92,9 +97,11 @@ def measure(
                 attention=build.attention_name(work.attention, work.recompute),
             )
             model = build.prepare_training(model, spec, work)
+            _step_peaks_only(torch, device)
             step.train(model, work, tracker, spec.vocab_size, clock=clock)
         else:
             model = build.build_model(spec, dtype=work.dtype, attention=work.attention)
+            _step_peaks_only(torch, device)
             step.infer(model, work, tracker, spec.vocab_size, clock=clock)
     free, total = torch.cuda.mem_get_info(device)
     allocated = torch.cuda.max_memory_allocated(device)
@@ -119,3 +126,14 @@ def measure(
         decode_time_per_token_s=decode_s,
         torch_version=str(torch.__version__),
     )
+
+
+def _step_peaks_only(torch: object, device: object) -> None:
+    """Start the peak counters at the prepared model, so that they hold the step's peak, not the build's.
+
+    Preparing QLoRA builds the 16-bit base before quantizing it, which can exceed the step's own peak; the
+    freed blocks are returned to the driver first so that `reserved` and `device` count the step too.
+    """
+    torch.cuda.synchronize(device)  # type: ignore[attr-defined]
+    torch.cuda.empty_cache()  # type: ignore[attr-defined]
+    torch.cuda.reset_peak_memory_stats(device)  # type: ignore[attr-defined]

@@ -14,6 +14,7 @@ are copied back into the 16-bit weights and the fp32 gradients freed.
 from __future__ import annotations
 
 import contextlib
+import importlib
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
@@ -97,10 +98,35 @@ def make_optimizer(job: TrainingJob, params: list[Any]) -> Any:
     if job.optimizer in (Optimizer.SGD, Optimizer.SGD_MOMENTUM):
         momentum = 0.9 if job.optimizer is Optimizer.SGD_MOMENTUM else 0.0
         return torch.optim.SGD(params, lr=1e-3, momentum=momentum, **multi)
+    if job.optimizer in (Optimizer.ADAM8BIT, Optimizer.PAGED_ADAMW_8BIT):
+        return _bnb_adamw8bit(job, params)
     raise LlmplanError(
         f"optimizer: {job.optimizer.value} cannot be traced (bitsandbytes and Lion optimizers are not in torch; "
         "torch's Adafactor reads tensor values, which fake tensors do not have); allowed: adamw, sgd, sgd-momentum"
     )
+
+
+def _bnb_adamw8bit(job: TrainingJob, params: list[Any]) -> Any:
+    """bitsandbytes' (paged) 8-bit AdamW, on a CUDA device only (`llmplan measure`).
+
+    Its blockwise-quantized states (uint8 m and v plus one fp32 absmax per block; tensors under 4096 elements
+    keep 32-bit states, bitsandbytes `min_8bit_size`) are built from real values, so fake tensors cannot run it.
+    """
+    if not params or params[0].device.type != "cuda":
+        raise LlmplanError(
+            f"optimizer: {job.optimizer.value} cannot be traced (bitsandbytes builds its 8-bit quantization map "
+            "from real values, which fake tensors do not have); `llmplan measure` runs it on a CUDA GPU, the "
+            "analytic engine (llmplan train) estimates it; allowed for a trace: adamw, sgd, sgd-momentum"
+        )
+    try:
+        bnb = importlib.import_module("bitsandbytes")
+    except ImportError:
+        raise LlmplanError(
+            f"optimizer: {job.optimizer.value} needs bitsandbytes, which is not installed: "
+            "pip install 'llmplan[measure]'"
+        ) from None
+    make = bnb.optim.PagedAdamW8bit if job.optimizer is Optimizer.PAGED_ADAMW_8BIT else bnb.optim.AdamW8bit
+    return make(params, lr=1e-5)
 
 
 def _tag_states(tracker: Tracker, optimizer: Any) -> None:
