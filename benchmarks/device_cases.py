@@ -26,6 +26,7 @@ from llmplan.specs.training import (
     PeftSpec,
     Precision,
     Recompute,
+    Stack,
     TrainingJob,
 )
 
@@ -36,6 +37,8 @@ SHORT_SEQ, LONG_SEQ = 1024, 4096
 INFER_PROMPT, INFER_DECODE = 1024, 32
 """Prompt tokens prefilled per sequence and tokens decoded after the prefill in the inference cases."""
 INFER_BATCHES = (1, 8, 64)
+MEASURED_LAYOUT = Layout(stack=Stack.PYTORCH)
+"""One GPU running the step as `llmplan measure` (and the trace) does: a plain PyTorch loop, no autocast."""
 
 Q05, L1, L3, L8 = "qwen2.5-0.5b", "llama-3.2-1b", "llama-3.2-3b", "llama-3.1-8b"
 ALL_LINEAR = PeftSpec(lora_rank=16, lora_alpha=32, lora_targets=("all-linear",))
@@ -232,7 +235,7 @@ def analytic_training(case: TrainCase, gpu: str = GPU) -> dict[str, object]:
     cluster = Cluster(accelerator=catalog.accelerator(gpu), gpus_per_node=1)
     from llmplan.estimate.training import estimate_training
 
-    est = estimate_training(spec, case.job, Layout(), cluster)
+    est = estimate_training(spec, case.job, MEASURED_LAYOUT, cluster)
     return {
         "gpu": gpu,
         "allocated_bytes": est.allocated_bytes,
