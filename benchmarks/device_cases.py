@@ -213,7 +213,12 @@ KERNEL_CASES: tuple[KernelCase, ...] = (
         KernelCase(
             f"kernel_sdpa-{backend}_s{s}",
             f"sdpa-{backend}",
-            {"batch": 1, "heads": 32, "kv_heads": 8, "head_dim": 128, "seq": s},
+            {
+                "batch": 1,
+                "heads": 32,
+                "head_dim": 128,
+                "seq": s,
+            },  # Llama-3.1-8B heads (k, v repeated as HF does)
         )
         for backend in ("flash", "efficient")
         for s in (1024, 2048, 4096, 8192, 16384)
@@ -237,6 +242,7 @@ def analytic_training(case: TrainCase, gpu: str = GPU) -> dict[str, object]:
 
     est = estimate_training(spec, case.job, MEASURED_LAYOUT, cluster)
     return {
+        "step_time_s": _step_time_s(spec, case.job, cluster),
         "gpu": gpu,
         "allocated_bytes": est.allocated_bytes,
         "reserved_bytes": est.reserved_bytes,
@@ -246,6 +252,16 @@ def analytic_training(case: TrainCase, gpu: str = GPU) -> dict[str, object]:
         "params": est.params,
         "trainable_params": est.trainable_params,
     }
+
+
+def _step_time_s(spec: object, job: TrainingJob, cluster: Cluster) -> float | None:
+    """The time model's step (`llmplan.estimate.time`), None when it refuses the case."""
+    from llmplan.estimate.time import estimate_time
+
+    try:
+        return estimate_time(spec, job, MEASURED_LAYOUT, cluster).step_s  # type: ignore[arg-type]
+    except LlmplanError:
+        return None
 
 
 def analytic_inference(case: InferCase, gpu: str = GPU) -> dict[str, object]:

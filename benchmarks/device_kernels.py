@@ -137,6 +137,23 @@ def _time(torch: Any, fn: Callable[[], Any]) -> float:
     return start.elapsed_time(end) / 1e3 / reps
 
 
+def predicted(case: KernelCase, acc: Any) -> dict[str, float]:
+    """The time model's seconds for the kernel (`llmplan.formulas.compute_time`): a GEMM at the MAMF fraction
+    times its tile efficiency, the attention kernel at `flash_efficiency(seq)` (the memory-efficient backend
+    is held to the same), a copy and the AdamW step at HBM_BANDWIDTH_FRACTION of the HBM bandwidth."""
+    from llmplan.formulas import compute_time as ct
+    from llmplan.formulas.flops import Gemm, Pass
+
+    p, w = case.params, work(case)
+    if case.op.startswith("gemm-"):
+        gemm = Gemm(case.id, p["m"], p["n"], p["k"], 1, Pass.FORWARD)
+        return {"time_s": ct.gemm_time(gemm, acc, case.op.removeprefix("gemm-"))}
+    if case.op.startswith("sdpa-"):
+        rate = acc.peak_flops("bf16") * ct.flash_efficiency(acc, p["seq"])
+        return {"fwd_s": w["flops"] / rate, "fwd_bwd_s": w["flops_fwd_bwd"] / rate}
+    return {"time_s": ct.memory_time(w["bytes"], acc)}
+
+
 def rates(result: dict[str, Any], peak_flops_per_s: dict[str, float], bandwidth_bytes_per_s: float) -> dict:
     """Achieved rates of a measured kernel and their fraction of the datasheet peak (FLOP/s or bytes/s)."""
     op = str(result["op"])

@@ -25,6 +25,7 @@ sys.path.insert(0, str(ROOT / "src"))
 
 import device_campaign  # noqa: E402
 import device_cases as dc  # noqa: E402
+import device_kernels  # noqa: E402
 
 RESULTS = ROOT / "benchmarks" / "results" / "device"
 PLAN = ROOT / "benchmarks" / "results" / "device-plan"
@@ -110,6 +111,10 @@ def _pct(a: float | None, b: float | None) -> str:
     return "—" if a is None or b is None or not b else f"{100 * rel(a, b):+.1f}"
 
 
+def _s(seconds: float | None) -> str:
+    return "—" if seconds is None else f"{seconds:.3f}"
+
+
 def _ms(s: float | None) -> str:
     return "—" if s is None else f"{1e3 * s:.2f}"
 
@@ -118,8 +123,8 @@ def _training_rows(plan: dict, runs: dict) -> list[str]:
     rows = [
         "| case | analytic alloc | trace alloc | analytic − trace % | measured alloc | analytic − measured % | "
         "analytic reserved | measured reserved | analytic device | measured device | analytic fits | measured | "
-        "step time s |",
-        "|---|---|---|---|---|---|---|---|---|---|---|---|---|",
+        "step s time model | step s measured |",
+        "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|",
     ]
     for case in dc.TRAIN_CASES:
         a = dc.analytic(case)
@@ -136,8 +141,8 @@ def _training_rows(plan: dict, runs: dict) -> list[str]:
             f"{_pct(a.get('allocated_bytes'), traced)} | {_g(alloc)} | "
             f"{_pct(a.get('allocated_bytes'), alloc)} | {_g(a.get('reserved_bytes'))} | "
             f"{_g(m.get('peak_reserved_bytes'))} | {_g(a.get('device_bytes'))} | {_g(m.get('device_used_bytes'))} | "
-            f"{'yes' if a.get('fits') else 'no'} | {status} | "
-            f"{'—' if m.get('step_time_s') is None else format(m['step_time_s'], '.3f')} |"
+            f"{'yes' if a.get('fits') else 'no'} | {status} | {_s(a.get('step_time_s'))} | "
+            f"{_s(m.get('step_time_s'))} |"
         )
     return rows
 
@@ -162,21 +167,19 @@ def _inference_rows(plan: dict, runs: dict) -> list[str]:
 
 
 def _kernel_rows(runs: dict) -> list[str]:
-    from llmplan.formulas import roofline
+    from llmplan import catalog
 
-    model = {
-        "gemm-bf16": f"PREFILL_FLOPS_FRACTION {roofline.PREFILL_FLOPS_FRACTION}",
-        "copy": f"HBM_BANDWIDTH_FRACTION {roofline.HBM_BANDWIDTH_FRACTION}",
-    }
+    acc = catalog.accelerator(dc.GPU)
     rows = [
-        "| kernel | shape | measured ms | achieved | of datasheet peak | time model assumes |",
-        "|---|---|---|---|---|---|",
+        "| kernel | shape | ms time model | ms measured | measured − model % | achieved | of datasheet peak |",
+        "|---|---|---|---|---|---|---|",
     ]
     for case in dc.KERNEL_CASES:
         r = runs.get(case.id)
         m = (r or {}).get("measured") or {}
+        key = "fwd_bwd_s" if case.op.startswith("sdpa-") else "time_s"
+        model_s = device_kernels.predicted(case, acc)[key]
         shape = " ".join(f"{k}={v}" for k, v in case.params.items())
-        seconds = m.get("time_s", m.get("fwd_bwd_s"))
         if "flops_per_s" in m or "fwd_bwd_flops_per_s" in m:
             achieved = f"{m.get('flops_per_s', m.get('fwd_bwd_flops_per_s')) / 1e12:.0f} TFLOP/s"
         elif "bytes_per_s" in m:
@@ -185,7 +188,8 @@ def _kernel_rows(runs: dict) -> list[str]:
             achieved = r["status"] if r else "not run"
         eff = "—" if "efficiency" not in m else f"{m['efficiency']:.2f}"
         rows.append(
-            f"| `{case.id}` | {shape} | {_ms(seconds)} | {achieved} | {eff} | {model.get(case.op, '—')} |"
+            f"| `{case.id}` | {shape} | {_ms(model_s)} | {_ms(m.get(key))} | {_pct(m.get(key), model_s)} | "
+            f"{achieved} | {eff} |"
         )
     return rows
 
@@ -281,7 +285,8 @@ def render(results: Path = RESULTS, plan_dir: Path = PLAN) -> str:
         "Analytic on the catalog's `h200-sxm-141gb`; trace = the same step on fake tensors; measured = the "
         "second step on the GPU (the first creates the optimizer states). QLoRA is measured with bitsandbytes' "
         "`Linear4bit` and traced with torchao's NF4 (the same bytes); 8-bit AdamW is bitsandbytes' and cannot be "
-        "traced. No time model for training steps exists in this tree, so no predicted step time is shown.",
+        "traced. Step times: the time model (`llmplan.estimate.time`, a plain PyTorch loop on one GPU) vs the "
+        "measured second step.",
         "",
         *_training_rows(plan, runs),
         "",
@@ -298,7 +303,10 @@ def render(results: Path = RESULTS, plan_dir: Path = PLAN) -> str:
         "",
         "Measured with CUDA events on random data (benchmarks/device_kernels.py for the FLOP and byte "
         "conventions); efficiency = achieved / the catalog's datasheet peak (dense bf16 / fp8 FLOP/s, HBM "
-        "bandwidth). The last column is the time model's constant that the kernel calibrates.",
+        "bandwidth). The time model's seconds (`device_kernels.predicted`) come from `formulas.compute_time`: "
+        "GEMMs at the MAMF fraction times the tile efficiency, attention (forward + backward) at "
+        "`flash_efficiency(seq)`, copy and AdamW at HBM_BANDWIDTH_FRACTION; these measurements calibrate "
+        "those constants.",
         "",
         *_kernel_rows(runs),
         "",

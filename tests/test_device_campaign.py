@@ -15,6 +15,7 @@ sys.path.insert(0, str(ROOT / "benchmarks"))
 
 import device_campaign  # noqa: E402
 import device_cases as dc  # noqa: E402
+import device_kernels  # noqa: E402
 
 from llmplan.specs.training import (  # noqa: E402
     AttentionImpl,
@@ -77,6 +78,21 @@ def test_every_case_has_an_analytic_estimate_and_a_command() -> None:
         assert "error" not in est, (case.id, est)
         assert est["allocated_bytes"] <= est["reserved_bytes"] <= est["device_bytes"]
         assert case.command().startswith(f"llmplan measure {case.model} ")
+        if isinstance(case, dc.TrainCase):
+            assert est["step_time_s"] > 0  # the time model answers for every training case
+
+
+def test_every_kernel_has_a_time_model_prediction() -> None:
+    from llmplan import catalog
+
+    acc = catalog.accelerator(dc.GPU)
+    for case in dc.KERNEL_CASES:
+        seconds = device_kernels.predicted(case, acc)
+        assert seconds and all(0 < s < 1 for s in seconds.values()), case.id
+    small, large = (
+        device_kernels.predicted(dc.by_id()[f"kernel_gemm-bf16_o_m{m}"], acc)["time_s"] for m in (256, 16384)
+    )
+    assert large / small > 16  # the prediction follows the shape it is given (64x the FLOPs)
 
 
 def test_the_committed_dry_run_traced_every_case() -> None:
