@@ -19,6 +19,7 @@ from pydantic import BaseModel, ConfigDict, JsonValue
 
 from llmplan.breakdown import Breakdown, Term, Unit
 from llmplan.catalog.summary import ModelSummary
+from llmplan.estimate.changes import Change
 from llmplan.estimate.inference import InferenceEstimate, VllmBudget
 from llmplan.estimate.suggest import Suggestion
 from llmplan.estimate.training import TrainingEstimate
@@ -84,6 +85,52 @@ class PhaseOut(Out):
     terms: tuple[TermOut, ...]
 
 
+class ChangeOut(Out):
+    """One typed change of a suggestion (`estimate.changes.Change`)."""
+
+    part: Literal["job", "peft", "layout"]
+    field: str
+    before: JsonValue
+    after: JsonValue
+
+    @classmethod
+    def of(cls, change: Change) -> ChangeOut:
+        return cls(
+            part=change.part.value, field=change.field, before=plain(change.before), after=plain(change.after)
+        )
+
+
+class SuggestionOut(Out):
+    """A combination of changes under which the job fits (`estimate.suggest.Suggestion`), re-estimated, and
+    the `llmplan train` command that reproduces its number."""
+
+    command: str
+    changes: tuple[ChangeOut, ...]
+    why: tuple[str, ...]
+    cost: int
+    device_bytes: int
+    saved_bytes: int
+    headroom_bytes: int
+    host_bytes: int
+    nvme_bytes: int
+    peak_phase: str
+
+    @classmethod
+    def of(cls, tip: Suggestion, command: str) -> SuggestionOut:
+        return cls(
+            command=command,
+            changes=tuple(ChangeOut.of(c) for c in tip.changes),
+            why=tip.why,
+            cost=tip.cost,
+            device_bytes=tip.device_bytes,
+            saved_bytes=tip.saved_bytes,
+            headroom_bytes=tip.headroom_bytes,
+            host_bytes=tip.host_bytes,
+            nvme_bytes=tip.nvme_bytes,
+            peak_phase=tip.peak_phase.value,
+        )
+
+
 class TrainOut(Envelope):
     """`llmplan train --json`: the busiest GPU of the job."""
 
@@ -113,7 +160,8 @@ class TrainOut(Envelope):
     model_states: ModelStates
     activations: ActivationBreakdown
     overheads: Overheads
-    suggestions: tuple[Suggestion, ...]
+    suggestions: tuple[SuggestionOut, ...]
+    """Combinations of changes that make the job fit, re-estimated, each with the command that reproduces it."""
     notes: tuple[str, ...]
     warnings: tuple[str, ...] = ()
     """Fits, but tight (`llmplan.limits.tight_headroom`)."""
@@ -126,7 +174,7 @@ class TrainOut(Envelope):
     def of(
         cls,
         est: TrainingEstimate,
-        suggestions: tuple[Suggestion, ...],
+        suggestions: tuple[SuggestionOut, ...],
         warnings: tuple[str, ...] = (),
         *,
         time: object = None,

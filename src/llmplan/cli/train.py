@@ -11,17 +11,18 @@ from rich.table import Table
 from llmplan import catalog
 from llmplan.breakdown import Term, Unit
 from llmplan.cli import options as o
+from llmplan.cli import train_command
 from llmplan.cli import train_time as tt
 from llmplan.cli._common import JsonOption, console, gib, print_json
 from llmplan.errors import SpecError
 from llmplan.estimate.cost import estimate_run
 from llmplan.estimate.explain import explain_training
-from llmplan.estimate.suggest import Suggestion, suggest
+from llmplan.estimate.suggest import MARGIN_FRACTION, Suggestion, suggest
 from llmplan.estimate.time import estimate_time
 from llmplan.estimate.training import TrainingEstimate, estimate_training
 from llmplan.limits import tight_headroom
 from llmplan.loading import load_model
-from llmplan.schema import TrainOut
+from llmplan.schema import SuggestionOut, TrainOut
 from llmplan.specs.hardware import Cluster
 from llmplan.specs.training import (
     AttentionImpl,
@@ -47,6 +48,7 @@ class OffloadWhat(str, Enum):
 
 
 def train(
+    ctx: typer.Context,
     model: o.ModelArg,
     method: o.MethodOption = Method.FULL,
     lora_rank: o.LoraRankOption = 8,
@@ -143,7 +145,10 @@ def train(
     lay = _layout(gpus, dp, tp, pp, cp, ep, sequence_parallel, zero, fsdp, offload, offload_target, stack)
     lay = tt.with_schedule(lay, pp_schedule, virtual_stages)
     est = estimate_training(spec, job, lay, cluster)
-    tips = suggest(spec, job, lay, cluster, baseline=est)
+    tips = tuple(
+        (tip, train_command.command(model, ctx.params, tip))
+        for tip in suggest(spec, job, lay, cluster, baseline=est)
+    )
     timing = estimate_time(spec, job, lay, cluster)
     cost = None
     if train_tokens is not None:
@@ -152,9 +157,10 @@ def train(
         )
     if json_out:
         warnings = tuple(w for w in (tight_headroom(est.headroom_bytes, est.capacity_bytes),) if w)
-        print_json(TrainOut.of(est, tips, warnings, time=timing, cost=cost))
+        shown = tuple(SuggestionOut.of(tip, cmd) for tip, cmd in tips)
+        print_json(TrainOut.of(est, shown, warnings, time=timing, cost=cost))
         return
-    _print(est, tips)
+    _print(est, tips, cluster)
     tt.print_time(timing, cost, network_note)
     if explain:
         _print_explain(explain_training(est))
@@ -200,7 +206,7 @@ def _cluster(acc, gpus: int, gpus_per_node: int) -> Cluster:
     return Cluster(accelerator=acc, gpus_per_node=per_node, nodes=gpus // per_node)
 
 
-def _print(est: TrainingEstimate, tips: tuple[Suggestion, ...]) -> None:
+def _print(est: TrainingEstimate, tips: tuple[tuple[Suggestion, str], ...], cluster: Cluster) -> None:
     job, lay, mem = est.job, est.layout, est.memory
     title = (
         f"{est.model} on {est.accelerator}: {job.method.value}, {job.precision.value}, {job.optimizer.value} "
@@ -238,12 +244,24 @@ def _print(est: TrainingEstimate, tips: tuple[Suggestion, ...]) -> None:
         console.print(f"warning: {tight}")
     if est.host_bytes or est.nvme_bytes:
         console.print(f"host RAM per GPU {gib(est.host_bytes)} GiB, NVMe per GPU {gib(est.nvme_bytes)} GiB")
-    for tip in tips:
+    if tips:
         console.print(
-            f"fits with {tip.change}: {gib(tip.saved_bytes)} GiB less ({gib(tip.device_bytes)} GiB)"
+            f"what fits instead (re-estimated, each with >= {MARGIN_FRACTION:.0%} of the GPU free; "
+            "changes that keep the method first):"
         )
+    for tip, command in tips:
+        host = f", host RAM {gib(tip.host_bytes)} GiB per GPU" if tip.host_bytes else ""
+        console.print(
+            f"fits at {gib(tip.device_bytes)} GiB ({gib(tip.saved_bytes)} GiB less{host}) with "
+            f"{train_command.describe(tip.changes)}:",
+            markup=False,
+        )
+        console.print(f"  {command}", markup=False, highlight=False)
     if not est.fits and not tips:
-        console.print("no single change from the ladder makes it fit; try more GPUs with --zero 3")
+        console.print(
+            f"no combination of the searched changes fits on these {cluster.num_gpus} GPUs with "
+            f"{MARGIN_FRACTION:.0%} of the memory free: more GPUs (--gpus with --zero 3) or a larger GPU"
+        )
     _print_stack(est)
     for note in est.notes:
         console.print(f"note: {note}")
