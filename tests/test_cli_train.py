@@ -45,7 +45,7 @@ def test_table_and_suggestions(capsys) -> None:
     code, out, _ = run(capsys, "llama-2-13b", "--gpu", "a100-sxm-80gb")
     assert code == 0
     assert "DOES NOT FIT" in out
-    assert "fits with --method qlora" in out
+    assert "fits at " in out and "--method lora --lora-rank 16 --lora-alpha 32 --lora-targets all-linear" in out
     assert "device (nvidia-smi)" in out
 
 

@@ -199,8 +199,7 @@ def test_does_not_fit_and_suggestions_fit() -> None:
     est = estimate_training(LLAMA, job, Layout(), cluster())
     assert not est.fits and est.headroom_bytes < 0
     tips = suggest(LLAMA, job, Layout(), cluster(), baseline=est)
-    changes = {t.change for t in tips}
-    assert "--method qlora" in changes
+    assert any(not t.keeps_method and t.job.peft.lora_targets == ("all-linear",) for t in tips)
     assert all(t.saved_bytes > 0 and t.device_bytes <= H100.memory_bytes for t in tips)
 
 

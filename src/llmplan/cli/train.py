@@ -259,7 +259,8 @@ def _print(est: TrainingEstimate, tips: tuple[tuple[Suggestion, str], ...], clus
         console.print(f"  {command}", markup=False, highlight=False)
     if not est.fits and not tips:
         console.print(
-            f"no combination of the searched changes fits on these {cluster.num_gpus} GPUs with "
+            f"no combination of the searched changes fits on {cluster.num_gpus} GPU"
+            f"{'s' if cluster.num_gpus > 1 else ''} with "
             f"{MARGIN_FRACTION:.0%} of the memory free: more GPUs (--gpus with --zero 3) or a larger GPU"
         )
     _print_stack(est)
