@@ -92,7 +92,7 @@ class Move:
 
     axis: str
     level: int
-    """Position on the axis, 1 for its first option (0 would be the job unchanged); a later option changes more."""
+    """Position on the axis, 1 for its first option (0: the axis is left as it is); later ones change more."""
     changes: tuple[Change, ...]
     cost: int
     """Ranking weight (module docstring)."""
@@ -110,8 +110,8 @@ class Axis:
 def apply_changes(
     job: TrainingJob, layout: Layout, changes: tuple[Change, ...]
 ) -> tuple[TrainingJob, Layout]:
-    """The job and layout with `changes` made (each field at most once, each `before` as found: ValueError
-    otherwise, since that is a bug of whoever built the changes). SpecError if the result is not a valid spec."""
+    """The job and layout with `changes` made. Each field is changed at most once and from the value it has
+    (ValueError otherwise: a bug of whoever built them); SpecError when the result is not a valid spec."""
     edits: dict[Part, dict[str, Value]] = {part: {} for part in Part}
     specs = {Part.JOB: job, Part.PEFT: job.peft, Part.LAYOUT: layout}
     for c in changes:
@@ -233,7 +233,7 @@ def _micro_batch(job: TrainingJob) -> Axis:
             (
                 changes,
                 cost,
-                "fewer sequences per micro-batch save fewer activations; gradient accumulation keeps the global batch",
+                "fewer sequences per micro-batch save fewer activations; accumulation keeps the global batch",
             )
         )
         mb, cost = mb // 2, cost + 2
@@ -243,9 +243,9 @@ def _micro_batch(job: TrainingJob) -> Axis:
 def _sharding(layout: Layout) -> Axis:
     """ZeRO stages (or FSDP strategies) over the data-parallel group the layout has, then offload to the host.
 
-    Sharding alone needs dp·cp > 1 (the group ZeRO and FSDP shard over); offload helps on one GPU too. Optimizer
-    offload is DeepSpeed's (ZeRO >= 2 here, as DeepSpeed's examples pair it); FSDP offloads parameters, gradients
-    and the step together (`CPUOffload(offload_params=True)`).
+    Sharding alone needs dp·cp > 1 (the group ZeRO and FSDP shard over); offload helps on one GPU too.
+    Optimizer offload is DeepSpeed's (ZeRO >= 2 here, as DeepSpeed's examples pair it); FSDP offloads
+    parameters, gradients and the step together (`CPUOffload(offload_params=True)`).
     """
     group = layout.dp * layout.cp
     target = next(
