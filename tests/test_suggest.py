@@ -26,6 +26,7 @@ from llmplan.specs.training import (
     PeftSpec,
     Precision,
     Recompute,
+    Stack,
     TrainingJob,
     ZeroStage,
 )
@@ -140,3 +141,17 @@ def test_a_change_names_a_real_field_and_applies_only_to_its_value() -> None:
         apply_changes(job, layout, twice)
     new_job, _ = apply_changes(job, layout, (Change(Part.PEFT, "lora_rank", 8, 32),))
     assert new_job.peft.lora_rank == 32 and new_job.method is Method.FULL
+
+
+def test_sharding_options_are_those_the_stack_runs() -> None:
+    """torchtune runs FSDP and no DeepSpeed: its sharding options are FSDP strategies; Megatron runs ZeRO-1
+    (the distributed optimizer) alone, and no offload."""
+    cluster = Cluster(accelerator=H100, gpus_per_node=2, nodes=1)
+    tune = next(
+        a for a in axes(TrainingJob(), Layout(dp=2, stack=Stack.TORCHTUNE), cluster) if a.name == "sharding"
+    )
+    assert {c.field for m in tune.moves for c in m.changes} == {"fsdp", "offload_params"}
+    mega = next(
+        a for a in axes(TrainingJob(), Layout(dp=2, stack=Stack.MEGATRON), cluster) if a.name == "sharding"
+    )
+    assert [[(c.field, c.after) for c in m.changes] for m in mega.moves] == [[("zero", ZeroStage.OPTIMIZER)]]

@@ -60,6 +60,8 @@ MATRIX = [
         "a100-sxm-40gb",
     ),
     ("qwen2.5-7b", "--gpu", "rtx-4090", "--method", "dora", "--packing"),
+    ("llama-3.1-8b", "--stack", "torchtune", "--gpus", "2", "--gpu", "a100-sxm-40gb"),
+    ("llama-3.1-8b", "--stack", "megatron", "--gpus", "2", "--gpu", "a100-sxm-40gb"),
 ]
 
 _FITS = re.compile(r"^fits at ([\d,]+\.\d\d) GiB .* with (.*):$")

@@ -40,6 +40,7 @@ from llmplan.specs.training import (
     TrainingJob,
     ZeroStage,
 )
+from llmplan.stacks import defaults as stack_defaults
 
 Value = Enum | bool | int | float | str | tuple[str, ...] | None
 """A field's value: an enum member, a number, a flag, module names, or None (FSDP off)."""
@@ -241,48 +242,54 @@ def _micro_batch(job: TrainingJob) -> Axis:
 
 
 def _sharding(layout: Layout) -> Axis:
-    """ZeRO stages (or FSDP strategies) over the data-parallel group the layout has, then offload to the host.
+    """ZeRO stages (or FSDP strategies) over the data-parallel group the layout has, then offload to the host;
+    only what the layout's stack runs (`llmplan.stacks`: DeepSpeed ZeRO on the Trainer-based stacks, FSDP
+    on torchtune / torchtitan / accelerate's FSDP plugin, ZeRO-1 alone on Megatron).
 
     Sharding alone needs dp·cp > 1 (the group ZeRO and FSDP shard over); offload helps on one GPU too.
     Optimizer offload is DeepSpeed's (ZeRO >= 2 here, as DeepSpeed's examples pair it); FSDP offloads
     parameters, gradients and the step together (`CPUOffload(offload_params=True)`).
     """
+    runs = stack_defaults(layout.stack)
+    zero_stages = tuple(ZeroStage(z) for z in runs.zero_stages)
+    fsdp = layout.fsdp is not None or (layout.zero is ZeroStage.NONE and zero_stages == (ZeroStage.NONE,))
+    if fsdp and not runs.fsdp:
+        return _axis("sharding")
     group = layout.dp * layout.cp
     target = next(
         (t for t in (layout.offload_optimizer, layout.offload_params) if t is not OffloadTarget.NONE),
         OffloadTarget.CPU,
     )
     options: list[tuple[tuple[Change, ...], int, str]] = []
-    if layout.fsdp is None:
-        if group > 1:
-            for stage, cost, what in (
-                (ZeroStage.OPTIMIZER, 1, "optimizer states and master weights"),
-                (ZeroStage.GRADIENTS, 1, "optimizer states, master weights and gradients"),
-                (ZeroStage.PARAMETERS, 3, "all model states"),
-            ):
-                if stage > layout.zero:
-                    why = f"ZeRO-{stage.value} shards {what} over the {group} data-parallel GPUs"
-                    options.append((_diff(Part.LAYOUT, layout, zero=stage), cost, why))
+    if fsdp:
+        for strategy, stage, cost, what in (
+            (FsdpStrategy.SHARD_GRAD_OP, 2, 1, "gradients and optimizer states"),
+            (FsdpStrategy.FULL_SHARD, 3, 3, "all model states"),
+        ):
+            if group > 1 and stage > layout.sharding_stage:
+                why = f"FSDP {strategy.value} shards {what} over the {group} data-parallel GPUs"
+                options.append((_diff(Part.LAYOUT, layout, fsdp=strategy), cost, why))
+        full = FsdpStrategy.FULL_SHARD if layout.sharding_stage < 3 else layout.fsdp
+        off = _diff(Part.LAYOUT, layout, fsdp=full, offload_params=target)
+        options.append((off, 9, "FSDP CPU offload keeps parameters, gradients and the step in host memory"))
+        return _axis("sharding", *options)
+    for stage, cost, what in (
+        (ZeroStage.OPTIMIZER, 1, "optimizer states and master weights"),
+        (ZeroStage.GRADIENTS, 1, "optimizer states, master weights and gradients"),
+        (ZeroStage.PARAMETERS, 3, "all model states"),
+    ):
+        if group > 1 and stage > layout.zero and stage in zero_stages:
+            why = f"ZeRO-{stage.value} shards {what} over the {group} data-parallel GPUs"
+            options.append((_diff(Part.LAYOUT, layout, zero=stage), cost, why))
+    if ZeroStage.GRADIENTS in zero_stages:
         off = _diff(Part.LAYOUT, layout, zero=max(layout.zero, ZeroStage.GRADIENTS), offload_optimizer=target)
-        options.append(
-            (off, 6, "ZeRO-Offload keeps the optimizer states in host memory and steps on the CPU")
-        )
+        why = "ZeRO-Offload keeps the optimizer states in host memory and steps on the CPU"
+        options.append((off, 6, why))
+    if ZeroStage.PARAMETERS in zero_stages:
         both = _diff(
             Part.LAYOUT, layout, zero=ZeroStage.PARAMETERS, offload_optimizer=target, offload_params=target
         )
         options.append((both, 9, "ZeRO-Infinity-style offload also keeps the parameters in host memory"))
-    else:
-        if group > 1:
-            for strategy, stage, cost, what in (
-                (FsdpStrategy.SHARD_GRAD_OP, 2, 1, "gradients and optimizer states"),
-                (FsdpStrategy.FULL_SHARD, 3, 3, "all model states"),
-            ):
-                if stage > layout.sharding_stage:
-                    why = f"FSDP {strategy.value} shards {what} over the {group} data-parallel GPUs"
-                    options.append((_diff(Part.LAYOUT, layout, fsdp=strategy), cost, why))
-        full = FsdpStrategy.FULL_SHARD if layout.sharding_stage < 3 else layout.fsdp
-        off = _diff(Part.LAYOUT, layout, fsdp=full, offload_params=target)
-        options.append((off, 9, "FSDP CPU offload keeps parameters, gradients and the step in host memory"))
     return _axis("sharding", *options)
 
 
