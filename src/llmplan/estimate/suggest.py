@@ -27,6 +27,7 @@ from llmplan.estimate.changes import (
     dominates,
 )
 from llmplan.estimate.training import Phase, TrainingEstimate, estimate_training
+from llmplan.estimate.validation import problems
 from llmplan.specs.hardware import Cluster
 from llmplan.specs.model import ModelSpec
 from llmplan.specs.training import Layout, TrainingJob
@@ -127,10 +128,17 @@ def method_level(moves: tuple[Move, ...]) -> int:
 def reestimate(
     model: ModelSpec, job: TrainingJob, layout: Layout, cluster: Cluster, moves: tuple[Move, ...]
 ) -> tuple[TrainingJob, Layout, TrainingEstimate] | None:
-    """The job and layout with the moves' changes made, and their estimate; None when they cannot run."""
+    """The job and layout with the moves' changes made, and their estimate; None when they cannot run: a
+    changed spec that is invalid on its own, any `estimate.validation.problems`, or a sharding the stack does
+    not run."""
     changes = tuple(c for m in moves for c in m.changes)
     try:
         new_job, new_layout = apply_changes(job, layout, changes)
+    except LlmplanError:
+        return None
+    if problems(model, new_job, new_layout, cluster):
+        return None
+    try:
         return new_job, new_layout, estimate_training(model, new_job, new_layout, cluster)
     except LlmplanError:
         return None

@@ -24,9 +24,8 @@ Conventions chosen here:
 from __future__ import annotations
 
 from llmplan.errors import LlmplanError, Problem, SpecError, raise_problems
-from llmplan.formulas.model_states import memo_by_model
+from llmplan.formulas.model_states import memo_by_model, trainable_split
 from llmplan.formulas.parallel.tensor import HEAD_ROLES
-from llmplan.formulas.peft import trainable_params
 from llmplan.specs.hardware import Accelerator, Cluster
 from llmplan.specs.model import ModelSpec, TpSplit
 from llmplan.specs.training import (
@@ -299,9 +298,10 @@ def job_problems(model: ModelSpec, job: TrainingJob, layout: Layout, cluster: Cl
 
 
 def _method_problems(model: ModelSpec, job: TrainingJob) -> list[Problem]:
-    """What `formulas.peft.trainable_params` refuses (a LoRA target the model lacks, a method it cannot take)."""
+    """What `formulas.peft.trainable_params` refuses (a LoRA target the model lacks, a method it cannot take);
+    through `trainable_split`, which remembers the count per model, method and PEFT settings."""
     try:
-        trainable_params(model, job)
+        trainable_split(model, job)
     except SpecError as exc:
         return [Problem(field=exc.field, value="", allowed="", message=str(exc).split(": ", 1)[-1])]
     except LlmplanError as exc:
