@@ -14,8 +14,9 @@ from llmplan.estimate.changes import (
     combination_key,
     combinations,
 )
-from llmplan.estimate.suggest import MARGIN_FRACTION, suggest
+from llmplan.estimate.suggest import suggest
 from llmplan.estimate.training import estimate_training
+from llmplan.limits import tight_headroom
 from llmplan.loading import load_model
 from llmplan.specs.hardware import Cluster
 from llmplan.specs.training import (
@@ -62,7 +63,7 @@ def test_8b_full_finetune_on_one_80gb_gpu_stays_a_full_finetune() -> None:
     states_bytes = 6 * LLAMA_31_8B_PARAMS
     assert states_bytes < tip.device_bytes < states_bytes + 5 * GIB
     assert 45 < tip.device_bytes / GIB < 52
-    assert tip.headroom_bytes >= MARGIN_FRACTION * H100.memory_bytes
+    assert tight_headroom(tip.headroom_bytes, H100.memory_bytes) is None
 
 
 def test_every_suggestion_fits_when_its_changes_are_applied() -> None:
@@ -78,7 +79,7 @@ def test_every_suggestion_fits_when_its_changes_are_applied() -> None:
         est = estimate_training(model, new_job, new_layout, cluster)
         assert est.fits and est.device_bytes == tip.device_bytes
         assert tip.saved_bytes == base.device_bytes - est.device_bytes
-        assert est.headroom_bytes >= MARGIN_FRACTION * H100.memory_bytes
+        assert tight_headroom(est.headroom_bytes, H100.memory_bytes) is None
         assert len(tip.why) >= 1
 
 

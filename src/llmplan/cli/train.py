@@ -17,10 +17,10 @@ from llmplan.cli._common import JsonOption, console, gib, print_json
 from llmplan.errors import SpecError
 from llmplan.estimate.cost import estimate_run
 from llmplan.estimate.explain import explain_training
-from llmplan.estimate.suggest import MARGIN_FRACTION, Suggestion, suggest
+from llmplan.estimate.suggest import Suggestion, suggest
 from llmplan.estimate.time import estimate_time
 from llmplan.estimate.training import TrainingEstimate, estimate_training
-from llmplan.limits import tight_headroom
+from llmplan.limits import TIGHT_BYTES, TIGHT_FRACTION, tight_headroom
 from llmplan.loading import load_model
 from llmplan.schema import SuggestionOut, TrainOut
 from llmplan.specs.hardware import Cluster
@@ -246,8 +246,8 @@ def _print(est: TrainingEstimate, tips: tuple[tuple[Suggestion, str], ...], clus
         console.print(f"host RAM per GPU {gib(est.host_bytes)} GiB, NVMe per GPU {gib(est.nvme_bytes)} GiB")
     if tips:
         console.print(
-            f"what fits instead (re-estimated, each with >= {MARGIN_FRACTION:.0%} of the GPU free; "
-            "changes that keep the method first):"
+            f"what fits instead (re-estimated, none tight: headroom >= {TIGHT_FRACTION:.0%} and "
+            f">= {gib(TIGHT_BYTES)} GiB; changes that keep the method first):"
         )
     for tip, command in tips:
         host = f", host RAM {gib(tip.host_bytes)} GiB per GPU" if tip.host_bytes else ""
@@ -261,7 +261,7 @@ def _print(est: TrainingEstimate, tips: tuple[tuple[Suggestion, str], ...], clus
         console.print(
             f"no combination of the searched changes fits on {cluster.num_gpus} GPU"
             f"{'s' if cluster.num_gpus > 1 else ''} with "
-            f"{MARGIN_FRACTION:.0%} of the memory free: more GPUs (--gpus with --zero 3) or a larger GPU"
+            "room to spare: more GPUs (--gpus with --zero 3) or a larger GPU"
         )
     _print_stack(est)
     for note in est.notes:

@@ -3,8 +3,9 @@ re-estimated, never guessed.
 
 Candidates come from `estimate.changes` (the axes of a job, their combinations in order of how much they
 change: `combination_key`). Each is applied to the job and layout and estimated with `estimate_training`; a
-combination that cannot run (validation rejects it) is skipped, one that fits with MARGIN_FRACTION of the
-device free becomes a `Suggestion`. Not tried: a combination that goes at least as far as a fitting one on
+combination that cannot run (validation rejects it) is skipped, one that fits and is not tight
+(`llmplan.limits.tight_headroom`: a run that fits by a few hundred MiB on paper fails on fragmentation or
+longer sequences) becomes a `Suggestion`. Not tried: a combination that goes at least as far as a fitting one on
 every axis that one touches (it only adds change), and one that contains every move of a combination that
 could not run. Every combination that keeps the method is ranked before one that changes it: a full
 fine-tune of Llama-3.1-8B on one 80 GB GPU fits with pure bf16 and 8-bit AdamW (about 49 GiB) and stays a
@@ -28,6 +29,7 @@ from llmplan.estimate.changes import (
 )
 from llmplan.estimate.training import Phase, TrainingEstimate, estimate_training
 from llmplan.estimate.validation import problems
+from llmplan.limits import tight_headroom
 from llmplan.specs.hardware import Cluster
 from llmplan.specs.model import ModelSpec
 from llmplan.specs.training import Layout, TrainingJob
@@ -39,11 +41,6 @@ PER_METHOD_LIMIT = 1
 TRIES_PER_METHOD = 1024
 """Estimates tried per method level before giving up on it (an estimate takes 0.1-0.3 ms once the model's
 inventory is remembered: at most about a quarter of a second per level)."""
-MARGIN_FRACTION = 0.10
-"""A suggestion leaves at least this fraction of the device's memory free. The estimate's error against the
-published measurements has a median of 4.3 % and a 90th percentile of 19.9 % (docs/accuracy.md), and a step
-that fits by a few hundred MiB on paper fails on fragmentation in a long run: a change is only offered where
-being off by a typical error still fits."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -116,8 +113,9 @@ def suggest(
 
 
 def fits_with_margin(est: TrainingEstimate) -> bool:
-    """True when the estimate leaves at least MARGIN_FRACTION of the device free."""
-    return est.headroom_bytes >= int(est.capacity_bytes * MARGIN_FRACTION)
+    """True when the estimate fits with room to spare: not tight by `llmplan.limits.tight_headroom` (headroom
+    at least TIGHT_FRACTION of the device and TIGHT_BYTES)."""
+    return est.fits and tight_headroom(est.headroom_bytes, est.capacity_bytes) is None
 
 
 def method_level(moves: tuple[Move, ...]) -> int:
