@@ -103,7 +103,7 @@ def test_every_printed_suggestion_reproduces_its_number(capsys, args) -> None:
         assert m.group(1) == gib_text, (cmd, m.group(1), gib_text)
         assert int(m.group(2).replace(",", "")) == record["device_bytes"]
         assert "FITS: headroom" in rerun  # neither "DOES NOT FIT" nor "FITS, but tight"
-        est = json.loads(_run(capsys, [*words[1:], "--json"]))["estimate"]
+        est = json.loads(_run(capsys, [*words[1:], "--json"]))
         assert est["device_bytes"] == record["device_bytes"]
         assert est["headroom_bytes"] == record["headroom_bytes"]
 
