@@ -60,7 +60,7 @@ def run_case(name: str) -> dict:
     started = time.perf_counter()
     from llmplan.loading import load_model
     from llmplan.specs.training import Method, PeftSpec, Precision, TrainingJob
-    from llmplan.trace import build, trace_training
+    from llmplan.trace import build, by_category, trace_training
 
     for module in ("torch", "transformers", "peft"):
         build.require(module)
@@ -97,7 +97,7 @@ def run_case(name: str) -> dict:
         "peak_allocated_bytes": result.total,
         "peak_phase": result.peak_phase,
         "peak_step": result.peak_step,
-        "peak": {k: v for k, v in result.peak.items().items()},
+        "peak": by_category(result.peak),
     }
 
 

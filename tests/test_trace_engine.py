@@ -87,7 +87,7 @@ def test_kv_cache_bytes_exact(tiny):
     assert final.phase == "decode"
     assert final.end_bytes - result.timeline[0].end_bytes == 2 * L * rounded(one_tensor) + rounded(batch * 8)
     prefill_kv = 2 * L * kv * hd * batch * prompt * 2
-    assert result.peak_phase == "prefill" and result.peak.kv_cache_bytes == prefill_kv
+    assert result.peak_phase == "prefill" and result.peak.value("kv_cache") == prefill_kv
 
 
 def test_lora_trainable_and_frozen(tiny):
@@ -105,7 +105,7 @@ def test_lora_trainable_and_frozen(tiny):
     adapter_bytes = L * (rounded(4 * r * h) * 3 + rounded(4 * r * kvd))
     states = [p for p in result.timeline if p.phase == "optimizer" and p.step == 1][0]
     assert states.end_bytes - result.timeline[0].end_bytes == 2 * adapter_bytes + 2 * L * 2 * 512
-    assert result.peak.master_weights_bytes == 0
+    assert result.peak.value("master_weights") == 0
 
 
 def test_fused_removes_foreach_temporary(tiny):
@@ -113,23 +113,23 @@ def test_fused_removes_foreach_temporary(tiny):
     fused_job = TrainingJob(seq_len=16, precision=Precision.BF16, optimizer_impl=OptimizerImpl.FUSED)
     fused = trace_training(tiny, fused_job, compose=False)
     assert foreach.peak_phase == "optimizer"
-    assert foreach.peak.temporaries_bytes >= foreach.peak.gradients_bytes * 0.9
+    assert foreach.peak.value("temporaries") >= foreach.peak.value("gradients") * 0.9
     assert fused.total < foreach.total
-    assert fused.peak.temporaries_bytes < foreach.peak.temporaries_bytes / 4
+    assert fused.peak.value("temporaries") < foreach.peak.value("temporaries") / 4
 
 
 def test_peak_phase_moves_to_backward_with_long_eager_attention(tiny):
     job = TrainingJob(seq_len=128, precision=Precision.BF16, attention=AttentionImpl.EAGER)
     result = trace_training(tiny, job, compose=False)
     assert result.peak_phase in ("forward", "backward")
-    assert result.peak.activations_bytes > result.peak.weights_bytes
+    assert result.peak.value("activations") > result.peak.value("weights")
 
 
 def test_mixed_precision_has_master_weights(tiny):
     result = trace_training(tiny, TrainingJob(seq_len=16, precision=Precision.BF16_MIXED), compose=False)
-    weights = result.peak.weights_bytes
-    assert result.peak.master_weights_bytes == pytest.approx(2 * weights, rel=0.02)
-    assert result.peak.optimizer_states_bytes == pytest.approx(4 * weights, rel=0.02)
+    weights = result.peak.value("weights")
+    assert result.peak.value("master_weights") == pytest.approx(2 * weights, rel=0.02)
+    assert result.peak.value("optimizer_states") == pytest.approx(4 * weights, rel=0.02)
 
 
 def test_cut_model_keeps_block_count(tiny):

@@ -77,7 +77,8 @@ def test_cli_trace_json(write_config, capsys):
     assert main(["trace", str(path), "--seq-len", "16", "--precision", "bf16", "--json"]) == 0
     out = json.loads(capsys.readouterr().out)
     peak = out["trace"]["peak"]
-    assert out["trace"]["total"] == peak["total"] == sum(v for k, v in peak.items() if k.endswith("_bytes"))
+    assert out["trace"]["total"] == peak["total"] == sum(t["value"] for t in peak["terms"])
+    assert [t["name"] for t in peak["terms"]][:2] == ["weights", "master_weights"]
     assert out["trace"]["peak_phase"] == "optimizer"
 
 

@@ -195,5 +195,5 @@ def test_prefill_transient_within_5_percent_of_trace(
         context_len=prompt + steps, prompt_len=prompt, batch=batch, attention=AttentionImpl(attention)
     )
     mem = estimate_inference(spec, job, Cluster(accelerator=catalog.accelerator("h100"))).memory
-    transient = traced.total - traced.weights_bytes
+    transient = traced.total - traced.value("weights")
     assert mem.kv_cache_bytes + mem.activation_peak_bytes == pytest.approx(transient, rel=0.05)

@@ -207,8 +207,8 @@ def _print(result: TraceResult, comparison: object, notes: tuple[str, ...]) -> N
     table.add_column("at the peak")
     table.add_column("trace GiB", justify="right")
     table.add_column("trace bytes", justify="right")
-    for name, value in result.peak.items().items():
-        table.add_row(name.replace("_", " "), gib(value), f"{value:,}")
+    for term in result.peak.terms:
+        table.add_row(term.name, gib(term.value), f"{int(term.value):,}")
     table.add_row("= peak allocated", gib(result.total), f"{result.total:,}")
     console.print(table)
     console.print(

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
-from llmplan.trace.result import PhasePeak, TraceBreakdown, TraceResult
+from llmplan.trace.result import PhasePeak, TraceResult, by_category, trace_breakdown
 
 if TYPE_CHECKING:
     from llmplan.specs.model import ModelSpec
@@ -49,4 +49,12 @@ def inference_run(**kwargs: Any) -> InferenceRun:
     return InferenceRun(**kwargs)
 
 
-__all__ = ["PhasePeak", "TraceBreakdown", "TraceResult", "inference_run", "trace_inference", "trace_training"]
+__all__ = [
+    "PhasePeak",
+    "TraceResult",
+    "by_category",
+    "trace_breakdown",
+    "inference_run",
+    "trace_inference",
+    "trace_training",
+]

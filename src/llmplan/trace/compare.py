@@ -8,8 +8,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from llmplan.breakdown import KV_CACHE, trace_categories
-from llmplan.trace.result import TraceResult
+from llmplan.breakdown import ACTIVATIONS, KV_CACHE, LOGITS, TEMPORARIES, WEIGHTS, trace_categories
+from llmplan.trace.result import TraceResult, by_category
 
 
 @dataclass(frozen=True, slots=True)
@@ -55,7 +55,7 @@ def compare_training(trace: TraceResult, estimate: object) -> Comparison:
     peak = estimate.peak_phase  # type: ignore[attr-defined]
     phase = next(p for p in estimate.phases if p.phase == peak)  # type: ignore[attr-defined]
     analytic = trace_categories(phase.terms)
-    traced = trace.peak.items()
+    traced = by_category(trace.peak)
     terms = tuple(TermDiff(name, traced[name], analytic[name]) for name in analytic if name != KV_CACHE)
     total = TermDiff("allocated (without workspaces)", trace.total, phase.total)
     return Comparison(terms, total, PHASES.get(trace.peak_phase, trace.peak_phase), str(peak.value))
@@ -68,14 +68,14 @@ def compare_inference(trace: TraceResult, memory: object) -> Comparison:
     temporaries at the peak <-> `activation_peak_bytes`; total <-> `allocated_bytes` less the cuBLAS
     workspace, which no tensor on fake tensors holds.
     """
-    p = trace.peak
-    transient = p.activations_bytes + p.logits_bytes + p.temporaries_bytes
+    p = by_category(trace.peak)
+    transient = p[ACTIVATIONS] + p[LOGITS] + p[TEMPORARIES]
     weights = memory.weights.total  # type: ignore[attr-defined]
     kv = memory.kv_cache_bytes  # type: ignore[attr-defined]
     act = memory.activation_peak_bytes  # type: ignore[attr-defined]
     terms = (
-        TermDiff("weights", p.weights_bytes, weights),
-        TermDiff("kv_cache", p.kv_cache_bytes, kv),
+        TermDiff(WEIGHTS, p[WEIGHTS], weights),
+        TermDiff(KV_CACHE, p[KV_CACHE], kv),
         TermDiff("activations + logits + temporaries", transient, act),
     )
     allocated = memory.allocated_bytes - memory.torch_workspace_bytes  # type: ignore[attr-defined]

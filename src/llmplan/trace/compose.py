@@ -22,10 +22,11 @@ from collections.abc import Callable
 from dataclasses import dataclass, replace
 from typing import Any
 
+from llmplan.breakdown import Breakdown
 from llmplan.specs.model import ModelSpec
 from llmplan.specs.training import Layout, TrainingJob
 from llmplan.trace import build, step
-from llmplan.trace.result import PhasePeak, TraceBreakdown, TraceResult
+from llmplan.trace.result import PhasePeak, TraceResult, trace_breakdown
 from llmplan.trace.tracker import CATS, Tracker
 
 EDGE_PERIODS = 2
@@ -194,7 +195,7 @@ def compose(
 
 def summarise(
     values: list[tuple[int, ...]], phases: list[tuple[str, int]]
-) -> tuple[TraceBreakdown, str, int, tuple[PhasePeak, ...]]:
+) -> tuple[Breakdown, str, int, tuple[PhasePeak, ...]]:
     """The peak's breakdown, phase and step, and each phase's peak and end bytes."""
     best, best_i = -1, 0
     timeline: list[PhasePeak] = []
@@ -207,11 +208,7 @@ def summarise(
         else:
             last = timeline[-1]
             timeline[-1] = PhasePeak(last.phase, last.step, max(last.peak_bytes, total), total)
-    peak = (
-        TraceBreakdown(**{f"{c.value}_bytes": n for c, n in zip(CATS, values[best_i], strict=True)})
-        if values
-        else TraceBreakdown()
-    )
+    peak = trace_breakdown({c.value: n for c, n in zip(CATS, values[best_i], strict=True)} if values else {})
     phase, step_no = phases[best_i] if values else ("setup", 0)
     return peak, phase, step_no, tuple(timeline)
 

@@ -1,54 +1,39 @@
 """What a trace (or a measurement) returns: live bytes per category at the peak, the peak and its phase, and a
-timeline of the step, in the vocabulary of the analytic engine's breakdown. No torch here."""
+timeline of the step, as the shared breakdown record (`llmplan.breakdown.Breakdown`) in the vocabulary of the
+analytic engine. No torch here."""
 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+from llmplan.breakdown import TRACE_TERMS, Breakdown, Term, Unit
 
-@dataclass(frozen=True, kw_only=True, slots=True)
-class TraceBreakdown:
-    """Bytes alive at one instant of the traced step, by what they are (each storage rounded to 512 bytes)."""
+TRACE_SOURCE = (
+    "trace: one real step of the transformers model on fake tensors, every storage tagged by category "
+    "(llmplan.trace.tracker) and rounded to 512 B"
+)
 
-    weights_bytes: int = 0
-    """Parameters and buffers as the model holds them (16-bit, fp32, or NF4 codes + scales)."""
-    master_weights_bytes: int = 0
-    """fp32 master copies of the trainable weights (mixed precision)."""
-    gradients_bytes: int = 0
-    optimizer_states_bytes: int = 0
-    activations_bytes: int = 0
-    """Tensors saved by the forward pass for backward (and the input ids)."""
-    logits_bytes: int = 0
-    """Saved tensors of the head and the loss: logits and their fp32 upcast."""
-    temporaries_bytes: int = 0
-    """Intermediates, activation gradients and optimizer scratch alive at that instant."""
-    kv_cache_bytes: int = 0
 
-    @property
-    def total(self) -> int:
-        return (
-            self.weights_bytes
-            + self.master_weights_bytes
-            + self.gradients_bytes
-            + self.optimizer_states_bytes
-            + self.activations_bytes
-            + self.logits_bytes
-            + self.temporaries_bytes
-            + self.kv_cache_bytes
-        )
+def trace_breakdown(values: dict[str, int]) -> Breakdown:
+    """Live bytes by category (the vocabulary's TRACE_TERMS) as the shared breakdown record."""
+    return Breakdown(
+        Unit.BYTES,
+        tuple(
+            Term(
+                name,
+                values.get(name, 0),
+                Unit.BYTES,
+                f"{values.get(name, 0):,} B live at the peak",
+                TRACE_SOURCE,
+            )
+            for name in TRACE_TERMS
+        ),
+    )
 
-    def items(self) -> dict[str, int]:
-        """Each term by its short name (the field name without `_bytes`), in field order."""
-        return {
-            "weights": self.weights_bytes,
-            "master_weights": self.master_weights_bytes,
-            "gradients": self.gradients_bytes,
-            "optimizer_states": self.optimizer_states_bytes,
-            "activations": self.activations_bytes,
-            "logits": self.logits_bytes,
-            "temporaries": self.temporaries_bytes,
-            "kv_cache": self.kv_cache_bytes,
-        }
+
+def by_category(peak: Breakdown) -> dict[str, int]:
+    """Each category's bytes by its name, in vocabulary order."""
+    return {t.name: int(t.value) for t in peak.terms}
 
 
 @dataclass(frozen=True, slots=True)
@@ -69,8 +54,9 @@ class TraceResult:
     model: str
     mode: str
     """"train" or "infer"."""
-    peak: TraceBreakdown
-    """Live bytes by category at the peak."""
+    peak: Breakdown
+    """Live bytes by category at the peak: one term per category of the shared vocabulary
+    (llmplan.breakdown.TRACE_TERMS), the same record type as the analytic estimates'."""
     peak_phase: str
     peak_step: int
     timeline: tuple[PhasePeak, ...]
@@ -89,8 +75,8 @@ class TraceResult:
     @property
     def total(self) -> int:
         """Peak allocated bytes."""
-        return self.peak.total
+        return int(self.peak.total)
 
     @property
     def peak_allocated_bytes(self) -> int:
-        return self.peak.total
+        return int(self.peak.total)

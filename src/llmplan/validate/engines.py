@@ -130,11 +130,11 @@ def workspace_bytes(estimate: TrainingEstimate | InferenceEstimate) -> int:
 
 def trace_case(case: TraceCase) -> dict[str, int]:
     """Peak allocated bytes of a matrix case by the trace engine (torch needed), by category."""
-    from llmplan.trace import inference_run, trace_inference, trace_training
+    from llmplan.trace import by_category, inference_run, trace_inference, trace_training
 
     model = case.model()
     if case.training is not None:
-        return trace_training(model, case.training).peak.items()
+        return by_category(trace_training(model, case.training).peak)
     job = case.inference
     assert job is not None
     dtype = _TRACE_DTYPE.get(job.quant)
@@ -147,7 +147,7 @@ def trace_case(case: TraceCase) -> dict[str, int]:
         dtype=dtype,
         attention=case.inference_attention.value,
     )
-    return trace_inference(model, run).peak.items()
+    return by_category(trace_inference(model, run).peak)
 
 
 def compare_trace_case(case: TraceCase) -> TraceComparison:
