@@ -39,7 +39,7 @@ from typing import Any, TypeVar
 
 from llmplan.catalog.torch_memory import torch_total
 from llmplan.formulas import kv_cache as kvf
-from llmplan.formulas.overheads import cublas_workspace_bytes, cuda_context_bytes
+from llmplan.formulas.overheads import NCCL_BYTES_PER_COMMUNICATOR, cublas_workspace_bytes, cuda_context_bytes
 from llmplan.formulas.quant import FLOAT_BYTES, WeightBytes, weight_bytes
 from llmplan.specs.hardware import Accelerator
 from llmplan.specs.inference import Engine, InferenceJob, KvDtype
@@ -47,10 +47,14 @@ from llmplan.specs.model import AttentionKind, MlpKind, ModelSpec, PositionKind
 from llmplan.specs.training import AttentionImpl
 from llmplan.units import MIB
 
-NCCL_BYTES = 256 * MIB
-"""NCCL communicator buffers when tp > 1: NCCL_BUFFSIZE 4 MiB per channel and peer, a few channels on NVLink,
-plus vLLM's custom all-reduce IPC buffers (vllm/distributed/device_communicators/custom_all_reduce.py, 8 MiB
-max size, per rank). Outside the torch allocator."""
+VLLM_TP_COMMUNICATORS = 2
+"""NCCL communicators of one vLLM tensor-parallel group: torch's ProcessGroupNCCL (the GroupCoordinator's
+`device_group`) and vLLM's own PyNcclCommunicator (vllm/distributed/parallel_state.py, device_communicators/
+pynccl.py); the custom all-reduce's IPC buffers (custom_all_reduce.py, 8 MiB per rank) are within the
+per-communicator figure's spread."""
+NCCL_BYTES = VLLM_TP_COMMUNICATORS * NCCL_BYTES_PER_COMMUNICATOR
+"""NCCL buffers of a serving rank when tp > 1 (formulas/overheads.py NCCL_BYTES_PER_COMMUNICATOR each, the
+one definition training uses too). Outside the torch allocator."""
 CUDA_GRAPH_BYTES = 512 * MIB
 """vLLM CUDA-graph pool for the default capture sizes (1..512 tokens): vLLM's startup log reports
 "Graph capturing finished ... took 0.3-0.9 GiB" for 7-70B models on A100 / H100."""

@@ -18,8 +18,9 @@ from llmplan.breakdown import (
     Term,
     Unit,
 )
-from llmplan.estimate.inference_memory import Footprint
+from llmplan.estimate.inference_memory import VLLM_TP_COMMUNICATORS, Footprint
 from llmplan.formulas import kv_cache as kvf
+from llmplan.formulas.overheads import NCCL_BYTES_PER_COMMUNICATOR
 from llmplan.specs.inference import Engine
 
 
@@ -93,8 +94,9 @@ def memory_terms(fp: Footprint, kv_bytes: int, act_bytes: int, blocks: int | Non
                 NCCL_BUFFERS,
                 fp.nccl,
                 Unit.BYTES,
-                f"tp {job.tp}: {_b(fp.nccl)}",
-                "estimate/inference_memory.py NCCL_BYTES (NCCL + vLLM custom all-reduce)",
+                f"tp {job.tp}: {VLLM_TP_COMMUNICATORS if fp.nccl else 0} communicators × "
+                f"{_b(NCCL_BYTES_PER_COMMUNICATOR)} = {_b(fp.nccl)}",
+                "NCCL docs (NCCL_BUFFSIZE); vllm/distributed/parallel_state.py (two communicators per group)",
             ),
             Term(
                 CUDA_GRAPHS,
