@@ -70,6 +70,12 @@ class DeepSpeedDefaults:
     """`stage3_max_reuse_distance`."""
     sub_group: int
     """`sub_group_size`: the optimizer step and NVMe swapping work sub-group by sub-group."""
+    nvme_optimizer_buffers: int = 4
+    """`offload_optimizer.buffer_count`: pinned host swap buffers of one sub-group each (ZeRO-Infinity)."""
+    nvme_param_buffers: int = 5
+    """`offload_param.buffer_count`."""
+    nvme_param_buffer_elems: int = 100_000_000
+    """`offload_param.buffer_size`, elements."""
 
 
 DS_DEFAULT = DeepSpeedDefaults(
@@ -83,7 +89,7 @@ DS_DEFAULT = DeepSpeedDefaults(
 )
 """DeepSpeed's own defaults (deepspeed/runtime/zero/config.py: reduce_bucket_size 5e8, stage3_prefetch_bucket_size
 5e7, stage3_param_persistence_threshold 1e5, stage3_max_live_parameters 1e9, stage3_max_reuse_distance 1e9,
-sub_group_size 1e9)."""
+sub_group_size 1e9, offload_optimizer.buffer_count 4, offload_param.buffer_count 5 and buffer_size 1e8)."""
 DS_HF_AUTO = DeepSpeedDefaults(
     reduce_bucket_zero12=500_000_000,
     reduce_bucket_zero3=HiddenScaled(1, 2),
@@ -265,6 +271,9 @@ class StackSettings:
     ds_max_live_elems: int
     ds_max_reuse_elems: int
     ds_sub_group_elems: int
+    ds_nvme_optimizer_buffers: int
+    ds_nvme_param_buffers: int
+    ds_nvme_param_buffer_elems: int
     fsdp_prefetch_units: int
     fsdp_gather_16bit: bool
     ddp_bucket_copy: bool
@@ -300,6 +309,9 @@ def resolve(layout: Layout, hidden_size: int) -> StackSettings:
         ds_max_live_elems=ds.max_live,
         ds_max_reuse_elems=ds.max_reuse,
         ds_sub_group_elems=ds.sub_group,
+        ds_nvme_optimizer_buffers=ds.nvme_optimizer_buffers,
+        ds_nvme_param_buffers=ds.nvme_param_buffers,
+        ds_nvme_param_buffer_elems=ds.nvme_param_buffer_elems,
         fsdp_prefetch_units=d.fsdp_prefetch_units,
         fsdp_gather_16bit=d.fsdp_gather_16bit,
         ddp_bucket_copy=d.ddp_bucket_copy,

@@ -47,9 +47,6 @@ from llmplan.formulas.optimizer import (
     state_bytes_per_elem,
 )
 from llmplan.formulas.parallel.data import (
-    DS_NVME_OPT_BUFFERS,
-    DS_NVME_PARAM_BUFFER_SIZE,
-    DS_NVME_PARAM_BUFFERS,
     ceil_div,
     comm_buffers,
     ds_persistent_elems,
@@ -253,7 +250,7 @@ def model_states(
             host += moved + fp32_grads
         else:
             nvme += moved
-            host += fp32_grads + DS_NVME_OPT_BUFFERS * min(st.ds_sub_group_elems, trainable_rank) * 4
+            host += fp32_grads + st.ds_nvme_optimizer_buffers * min(st.ds_sub_group_elems, trainable_rank) * 4
         master_b = states = temps = 0
         step_grads = grads
     if layout.offload_params is not OffloadTarget.NONE:
@@ -261,7 +258,7 @@ def model_states(
             host += weights
         else:
             nvme += weights
-            host += DS_NVME_PARAM_BUFFERS * DS_NVME_PARAM_BUFFER_SIZE * w
+            host += st.ds_nvme_param_buffers * st.ds_nvme_param_buffer_elems * w
         if layout.fsdp is not None:  # FSDP CPUOffload moves gradients and the optimizer step to the CPU too
             host += grads + master_b + states
             grads = step_grads = master_b = states = temps = 0

@@ -21,12 +21,6 @@ from llmplan.specs.model import Group, ModelSpec
 from llmplan.specs.training import FsdpStrategy, Layout, Method, Precision, TrainingJob
 from llmplan.stacks import StackSettings
 
-DS_NVME_OPT_BUFFERS = 4
-"""DeepSpeed `offload_optimizer.buffer_count` default (pinned swap buffers of one sub-group each)."""
-DS_NVME_PARAM_BUFFERS = 5
-DS_NVME_PARAM_BUFFER_SIZE = 100_000_000
-"""DeepSpeed `offload_param.buffer_count` / `buffer_size` defaults (elements)."""
-
 
 def sharding_group(layout: Layout, gpus_per_node: int) -> int:
     """GPUs ZeRO / FSDP shard over: the data-parallel group dp · cp (never tp or pp; ZeRO paper section 5 and
