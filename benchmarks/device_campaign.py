@@ -218,7 +218,7 @@ def trace_case(case: Any, torch: Any) -> dict[str, Any]:
     if isinstance(case, dc.KernelCase):
         return device_kernels.run(case, torch, None, dry=True)
     from llmplan.loading import load_model
-    from llmplan.trace import inference_run, trace_inference, trace_training
+    from llmplan.trace import by_category, inference_run, trace_inference, trace_training
 
     spec = load_model(case.model)
     if isinstance(case, dc.TrainCase):
@@ -228,7 +228,7 @@ def trace_case(case: Any, torch: Any) -> dict[str, Any]:
         result = trace_inference(spec, run)
     return {
         "peak_allocated_bytes": result.total,
-        "peak": result.peak.items(),
+        "peak": by_category(result.peak),
         "peak_phase": result.peak_phase,
         "peak_step": result.peak_step,
         "timeline": [[t.phase, t.step, t.peak_bytes, t.end_bytes] for t in result.timeline],
