@@ -22,7 +22,9 @@ class ConfigView:
         value = self.data.get(key)
         return default if value is None else value
 
-    def int(self, key: str, default: int | None = None, *, minimum: int = 1, aliases: tuple[str, ...] = ()) -> int:
+    def int(
+        self, key: str, default: int | None = None, *, minimum: int = 1, aliases: tuple[str, ...] = ()
+    ) -> int:
         """An integer >= `minimum`; `aliases` are older key names tried in order when `key` is absent."""
         for name in (key, *aliases):
             value = self.data.get(name)
@@ -36,9 +38,13 @@ class ConfigView:
             if isinstance(value, float) and value.is_integer():
                 value = int(value)
             else:
-                raise SpecError(name, f"{value!r} in {self.source} is not an integer (allowed: integers >= {minimum})")
+                raise SpecError(
+                    name, f"{value!r} in {self.source} is not an integer (allowed: integers >= {minimum})"
+                )
         if value < minimum:
-            raise SpecError(name, f"{value} in {self.source} is out of range (allowed: integers >= {minimum})")
+            raise SpecError(
+                name, f"{value} in {self.source} is out of range (allowed: integers >= {minimum})"
+            )
         return value
 
     def optional_int(self, key: str, *, minimum: int = 1) -> int | None:
@@ -52,21 +58,19 @@ class ConfigView:
             raise SpecError(key, f"{value!r} in {self.source} is not a number")
         return float(value)
 
-    def bool(self, key: str, default: bool) -> bool:
+    def _typed(self, key: str, default: Any, kind: type, allowed: str) -> Any:
         value = self.data.get(key, default)
         if value is None:
             return default
-        if not isinstance(value, bool):
-            raise SpecError(key, f"{value!r} in {self.source} is not true or false")
+        if not isinstance(value, kind):
+            raise SpecError(key, f"{value!r} in {self.source} is not {allowed}")
         return value
 
+    def bool(self, key: str, default: bool) -> bool:
+        return self._typed(key, default, bool, "true or false")
+
     def str(self, key: str, default: str) -> str:
-        value = self.data.get(key, default)
-        if value is None:
-            return default
-        if not isinstance(value, str):
-            raise SpecError(key, f"{value!r} in {self.source} is not a string")
-        return value
+        return self._typed(key, default, str, "a string")
 
     def torch_dtype(self, default: str) -> str:
         """The published weights' dtype: `torch_dtype`, or `dtype` as transformers v5 writes it."""

@@ -12,58 +12,35 @@ their configs hold only `model_max_length`. That key is how the adapter tells th
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 from llmplan.adapters import _build as b
 from llmplan.adapters._config import ConfigView
 from llmplan.adapters.llama import read_shape
-from llmplan.specs.model import Block, MlpKind, ModelSpec, NormKind, PositionKind
+from llmplan.specs.model import Block, ModelSpec
+
+BAICHUAN = b.Family("BaichuanForCausalLM", b.GATED, b.RMS, b.ROPE, ("hidden_act", "silu"))
 
 
 def baichuan(cfg: ConfigView) -> ModelSpec:
     """BaichuanForCausalLM (RoPE 7B or ALiBi 13B)."""
-    shape = read_shape(cfg)
+    dims = read_shape(cfg)
+    mha = replace(dims, kv_heads=dims.heads)  # W_pack is h -> 3h: full multi-head attention
     rope = cfg.has("max_position_embeddings")
-    block = Block(
-        linears=(
-            *b.fused_qkv_o(
-                "self_attn",
-                shape.hidden,
-                shape.heads,
-                shape.heads,
-                shape.head_dim,
-                qkv_bias=False,
-                o_bias=False,
-                names=("W_pack", "o_proj"),
-            ),
-            *b.gated_mlp("mlp", shape.hidden, shape.intermediate),
-        ),
-        tensors=(
-            *b.norm("input_layernorm", shape.hidden, NormKind.RMS),
-            *b.norm("post_attention_layernorm", shape.hidden, NormKind.RMS),
-        ),
+    w_pack = b.fused_qkv_o("self_attn", mha, qkv_bias=False, o_bias=False, names=("W_pack", "o_proj"))
+    swiglu = b.gated_mlp("mlp", dims.hidden, dims.intermediate)
+    rms = b.norms(b.RMS, dims.hidden, "input_layernorm", "post_attention_layernorm")
+    positions = (
+        {"rope_theta": 10000.0, "rope_scaling": None} if rope else {"position": b.ALIBI, "rope_theta": None}
     )
-    return ModelSpec(
-        name=cfg.source,
-        model_type="baichuan",
-        architecture=cfg.architecture("BaichuanForCausalLM"),
-        vocab_size=shape.vocab,
-        hidden_size=shape.hidden,
-        num_hidden_layers=shape.layers,
-        num_attention_heads=shape.heads,
-        num_key_value_heads=shape.heads,
-        head_dim=shape.head_dim,
-        intermediate_size=shape.intermediate,
-        mlp_kind=MlpKind.GATED,
-        hidden_act=cfg.str("hidden_act", "silu"),
-        norm_kind=NormKind.RMS,
-        position=PositionKind.ROPE if rope else PositionKind.ALIBI,
+    return b.decoder(
+        cfg,
+        BAICHUAN,
+        mha,
+        Block(w_pack + swiglu, rms),
+        (b.embedding("model.embed_tokens.weight", dims.vocab, dims.hidden),),
+        b.norms(b.RMS, dims.hidden, "model.norm"),
         max_position_embeddings=cfg.int("max_position_embeddings", 4096, aliases=("model_max_length",)),
-        rope_theta=10000.0 if rope else None,
-        tie_word_embeddings=cfg.bool("tie_word_embeddings", False),
         native_transformers=False,
-        torch_dtype=cfg.torch_dtype("bfloat16"),
-        embedding=(b.embedding("model.embed_tokens.weight", shape.vocab, shape.hidden),),
-        layers=(block,) * shape.layers,
-        final=b.norm("model.norm", shape.hidden, NormKind.RMS),
-        lm_head=b.lm_head(shape.vocab, shape.hidden),
-        config=dict(cfg.data),
+        **positions,
     )

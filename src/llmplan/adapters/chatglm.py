@@ -23,7 +23,7 @@ from __future__ import annotations
 from llmplan.adapters import _build as b
 from llmplan.adapters._config import ConfigView
 from llmplan.errors import SpecError
-from llmplan.specs.model import Block, MlpKind, ModelSpec, NormKind, PositionKind
+from llmplan.specs.model import Block, ModelSpec, NormKind
 
 V1_KEYS = ("inner_hidden_size", "position_encoding_2d", "max_sequence_length")
 V2_KEYS = ("padded_vocab_size", "ffn_hidden_size", "kv_channels", "multi_query_attention", "seq_length")
@@ -42,57 +42,31 @@ def chatglm(cfg: ConfigView) -> ModelSpec:
     )
 
 
+GLM1 = b.Family("ChatGLMModel", b.PLAIN, b.LAYER, b.ROPE, ("", "gelu"), True, "float16")
+GLM2 = b.Family("ChatGLMModel", b.GATED, b.RMS, b.ROPE, ("", "swiglu"), False, "float16")
+
+
 def _chatglm1(cfg: ConfigView) -> ModelSpec:
-    vocab = cfg.int("vocab_size")
-    hidden = cfg.int("hidden_size")
-    layers = cfg.int("num_layers", aliases=("num_hidden_layers",))
-    heads = cfg.int("num_attention_heads")
-    cfg.divides("hidden_size", hidden, "num_attention_heads", heads)
-    inner = cfg.int("inner_hidden_size", 4 * hidden)
-    block = Block(
-        linears=(
-            *b.fused_qkv_o(
-                "attention",
-                hidden,
-                heads,
-                heads,
-                hidden // heads,
-                qkv_bias=True,
-                o_bias=True,
-                names=("query_key_value", "dense"),
-            ),
-            *b.plain_mlp("mlp", hidden, inner, bias=True, names=("dense_h_to_4h", "dense_4h_to_h")),
-        ),
-        tensors=(
-            *b.norm("input_layernorm", hidden, NormKind.LAYER),
-            *b.norm("post_attention_layernorm", hidden, NormKind.LAYER),
-        ),
+    d = b.read_dims(
+        cfg, layers=("num_layers", "num_hidden_layers"), intermediate=("inner_hidden_size",), inner_factor=4
     )
-    return ModelSpec(
-        name=cfg.source,
-        model_type="chatglm",
-        architecture=cfg.architecture("ChatGLMModel"),
-        vocab_size=vocab,
-        hidden_size=hidden,
-        num_hidden_layers=layers,
-        num_attention_heads=heads,
-        num_key_value_heads=heads,
-        head_dim=hidden // heads,
-        intermediate_size=inner,
-        mlp_kind=MlpKind.PLAIN,
-        hidden_act="gelu",
-        norm_kind=NormKind.LAYER,
-        position=PositionKind.ROPE,
-        max_position_embeddings=cfg.int("max_sequence_length", 2048),
+    qkv = b.fused_qkv_o("attention", d, qkv_bias=True, o_bias=True, names=("query_key_value", "dense"))
+    h4h = b.plain_mlp("mlp", d.hidden, d.intermediate, bias=True, names=("dense_h_to_4h", "dense_4h_to_h"))
+    ln = b.norms(b.LAYER, d.hidden, "input_layernorm", "post_attention_layernorm")
+    words = [b.embedding("transformer.word_embeddings.weight", d.vocab, d.hidden)]
+    final_ln = b.norms(b.LAYER, d.hidden, "transformer.final_layernorm")
+    context = cfg.int("max_sequence_length", 2048)
+    return b.decoder(
+        cfg,
+        GLM1,
+        d,
+        Block(qkv + h4h, ln),
+        words,
+        final_ln,
+        max_position_embeddings=context,
         rope_theta=10000.0,
-        tie_word_embeddings=cfg.bool("tie_word_embeddings", True),
+        rope_scaling=None,
         native_transformers=False,
-        torch_dtype=cfg.torch_dtype("float16"),
-        embedding=(b.embedding("transformer.word_embeddings.weight", vocab, hidden),),
-        layers=(block,) * layers,
-        final=b.norm("transformer.final_layernorm", hidden, NormKind.LAYER),
-        lm_head=b.lm_head(vocab, hidden),
-        config=dict(cfg.data),
     )
 
 
@@ -108,57 +82,37 @@ def _chatglm2(cfg: ConfigView) -> ModelSpec:
     else:
         kv_heads = heads
     ffn = cfg.int("ffn_hidden_size")
+    d = b.Dims(vocab, hidden, layers, heads, kv_heads, head_dim, ffn)
     bias = cfg.bool("add_bias_linear", False)
-    norm_kind = NormKind.RMS if cfg.bool("rmsnorm", True) else NormKind.LAYER
-    block = Block(
-        linears=(
-            *b.fused_qkv_o(
-                "self_attention",
-                hidden,
-                heads,
-                kv_heads,
-                head_dim,
-                qkv_bias=bias or cfg.bool("add_qkv_bias", False),
-                o_bias=bias,
-                names=("query_key_value", "dense"),
-            ),
-            *b.gated_mlp(
-                "mlp", hidden, ffn, bias=bias, fused=True, names=("dense_h_to_4h", "", "dense_4h_to_h")
-            ),
-        ),
-        tensors=(
-            *b.norm("input_layernorm", hidden, norm_kind),
-            *b.norm("post_attention_layernorm", hidden, norm_kind),
-        ),
+    kind = NormKind.RMS if cfg.bool("rmsnorm", True) else NormKind.LAYER
+    attention = b.fused_qkv_o(
+        "self_attention",
+        d,
+        qkv_bias=bias or cfg.bool("add_qkv_bias", False),
+        o_bias=bias,
+        names=("query_key_value", "dense"),
     )
+    swiglu = b.gated_mlp(
+        "mlp", hidden, ffn, bias=bias, fused=True, names=("dense_h_to_4h", "", "dense_4h_to_h")
+    )
+    norms = b.norms(kind, hidden, "input_layernorm", "post_attention_layernorm")
     final = (
-        b.norm("transformer.encoder.final_layernorm", hidden, norm_kind)
+        b.norms(kind, hidden, "transformer.encoder.final_layernorm")
         if cfg.bool("post_layer_norm", True)
         else ()
     )
-    return ModelSpec(
-        name=cfg.source,
-        model_type="chatglm",
-        architecture=cfg.architecture("ChatGLMModel"),
-        vocab_size=vocab,
-        hidden_size=hidden,
-        num_hidden_layers=layers,
-        num_attention_heads=heads,
-        num_key_value_heads=kv_heads,
-        head_dim=head_dim,
-        intermediate_size=ffn,
-        mlp_kind=MlpKind.GATED,
-        hidden_act="swiglu",
-        norm_kind=norm_kind,
-        position=PositionKind.ROPE,
+    return b.decoder(
+        cfg,
+        GLM2,
+        d,
+        Block(attention + swiglu, norms),
+        (b.embedding("transformer.embedding.word_embeddings.weight", vocab, hidden),),
+        final,
+        norm_kind=kind,
         max_position_embeddings=cfg.int("seq_length", 2048),
         rope_theta=10000.0 * cfg.float("rope_ratio", 1.0),
+        rope_scaling=None,
         tie_word_embeddings=False,
         native_transformers=False,
-        torch_dtype=cfg.torch_dtype("float16"),
-        embedding=(b.embedding("transformer.embedding.word_embeddings.weight", vocab, hidden),),
-        layers=(block,) * layers,
-        final=final,
         lm_head=b.lm_head(vocab, hidden, name="transformer.output_layer"),
-        config=dict(cfg.data),
     )

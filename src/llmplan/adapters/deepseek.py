@@ -25,20 +25,9 @@ from __future__ import annotations
 
 from llmplan.adapters import _build as b
 from llmplan.adapters._config import ConfigView
-from llmplan.specs.model import (
-    Block,
-    Group,
-    Linear,
-    MlaSpec,
-    MlpKind,
-    ModelSpec,
-    MoeSpec,
-    NormKind,
-    NormScope,
-    PositionKind,
-    Role,
-    Tensor,
-)
+from llmplan.specs.model import Block, Group, Linear, MlaSpec, ModelSpec, MoeSpec, NormScope, Role, Tensor
+
+CONTEXT = ("max_position_embeddings",)
 
 
 def _mla(cfg: ConfigView) -> MlaSpec:
@@ -67,9 +56,7 @@ def _attention(
             Linear("self_attn.q_a_proj", hidden, mla.q_lora_rank, bias, att, b.REP, Role.Q_DOWN),
             Linear("self_attn.q_b_proj", mla.q_lora_rank, heads * qk_head_dim, False, att, b.COL, Role.Q_UP),
         )
-        norms = b.norm(
-            "self_attn.q_a_layernorm", mla.q_lora_rank, NormKind.RMS, group=att, scope=NormScope.LATENT
-        )
+        norms = b.norm("self_attn.q_a_layernorm", mla.q_lora_rank, b.RMS, group=att, scope=NormScope.LATENT)
     linears = (
         *query,
         Linear(
@@ -94,9 +81,7 @@ def _attention(
     )
     return linears, (
         *norms,
-        *b.norm(
-            "self_attn.kv_a_layernorm", mla.kv_lora_rank, NormKind.RMS, group=att, scope=NormScope.LATENT
-        ),
+        *b.norm("self_attn.kv_a_layernorm", mla.kv_lora_rank, b.RMS, group=att, scope=NormScope.LATENT),
     )
 
 
@@ -135,59 +120,29 @@ def _moe_mlp(moe: MoeSpec, hidden: int, *, mlp_bias: bool) -> tuple[tuple[Linear
 
 def deepseek(cfg: ConfigView) -> ModelSpec:
     """DeepseekV2ForCausalLM and DeepseekV3ForCausalLM."""
-    model_type = cfg.str("model_type", "deepseek_v3")
-    is_v3 = model_type == "deepseek_v3"
-    vocab = cfg.int("vocab_size")
-    hidden = cfg.int("hidden_size")
-    layers = cfg.int("num_hidden_layers")
-    heads = cfg.int("num_attention_heads")
-    intermediate = cfg.int("intermediate_size")
+    is_v3 = cfg.str("model_type", "deepseek_v3") == "deepseek_v3"
     mla = _mla(cfg)
+    d = b.read_dims(cfg, head_dim=mla.qk_nope_head_dim + mla.qk_rope_head_dim)
     moe = _moe(cfg)
     mlp_bias = False if is_v3 else cfg.bool("mlp_bias", False)
     first_dense = cfg.int("first_k_dense_replace", 0, minimum=0)
     freq = cfg.int("moe_layer_freq", 1)
-    att_linears, att_norms = _attention(mla, hidden, heads, cfg.bool("attention_bias", False))
-    norms = (
-        *b.norm("input_layernorm", hidden, NormKind.RMS),
-        *b.norm("post_attention_layernorm", hidden, NormKind.RMS),
-    )
+    att_linears, att_norms = _attention(mla, d.hidden, d.heads, cfg.bool("attention_bias", False))
+    norms = b.norms(b.RMS, d.hidden, "input_layernorm", "post_attention_layernorm")
     blocks = []
-    for i in range(layers):
+    for i in range(d.layers):
         sparse = i >= first_dense and i % freq == 0
         if sparse:
-            ffn, ffn_tensors = _moe_mlp(moe, hidden, mlp_bias=mlp_bias)
+            ffn, ffn_tensors = _moe_mlp(moe, d.hidden, mlp_bias=mlp_bias)
         else:
-            ffn, ffn_tensors = b.gated_mlp("mlp", hidden, intermediate, bias=mlp_bias), ()
+            ffn, ffn_tensors = b.gated_mlp("mlp", d.hidden, d.intermediate, bias=mlp_bias), ()
         blocks.append(
             Block(linears=(*att_linears, *ffn), tensors=(*att_norms, *ffn_tensors, *norms), moe=sparse)
         )
-    theta, scaling = cfg.rope()
-    return ModelSpec(
-        name=cfg.source,
-        model_type=model_type,
-        architecture=cfg.architecture("DeepseekV3ForCausalLM" if is_v3 else "DeepseekV2ForCausalLM"),
-        vocab_size=vocab,
-        hidden_size=hidden,
-        num_hidden_layers=layers,
-        num_attention_heads=heads,
-        num_key_value_heads=heads,
-        head_dim=mla.qk_nope_head_dim + mla.qk_rope_head_dim,
-        intermediate_size=intermediate,
-        mlp_kind=MlpKind.GATED,
-        hidden_act=cfg.str("hidden_act", "silu"),
-        norm_kind=NormKind.RMS,
-        position=PositionKind.ROPE,
-        max_position_embeddings=cfg.int("max_position_embeddings", 4096 if is_v3 else 2048),
-        rope_theta=theta,
-        rope_scaling=scaling,
-        tie_word_embeddings=cfg.bool("tie_word_embeddings", False),
-        torch_dtype=cfg.torch_dtype("bfloat16"),
-        moe=moe,
-        mla=mla,
-        embedding=(b.embedding("model.embed_tokens.weight", vocab, hidden),),
-        layers=tuple(blocks),
-        final=b.norm("model.norm", hidden, NormKind.RMS),
-        lm_head=b.lm_head(vocab, hidden),
-        config=dict(cfg.data),
+    arch = "DeepseekV3ForCausalLM" if is_v3 else "DeepseekV2ForCausalLM"
+    family = b.Family(
+        arch, b.GATED, b.RMS, b.ROPE, ("hidden_act", "silu"), positions=(CONTEXT, 4096 if is_v3 else 2048)
     )
+    embedding = (b.embedding("model.embed_tokens.weight", d.vocab, d.hidden),)
+    final = b.norms(b.RMS, d.hidden, "model.norm")
+    return b.decoder(cfg, family, d, blocks, embedding, final, moe=moe, mla=mla)

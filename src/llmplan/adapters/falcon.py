@@ -14,9 +14,13 @@ only when `bias` (default false). Positions are ALiBi when `alibi`, rotary other
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 from llmplan.adapters import _build as b
 from llmplan.adapters._config import ConfigView
-from llmplan.specs.model import Block, MlpKind, ModelSpec, NormKind, PositionKind, Tensor
+from llmplan.specs.model import Block, ModelSpec, Tensor
+
+FALCON = b.Family("FalconForCausalLM", b.PLAIN, b.LAYER, b.ROPE, ("activation", "gelu"), True, "bfloat16")
 
 
 def _kv_heads(cfg: ConfigView, heads: int, new_arch: bool) -> int:
@@ -34,64 +38,36 @@ def _layer_norms(cfg: ConfigView, hidden: int, new_arch: bool) -> tuple[Tensor, 
         names = ("ln_attn", "ln_mlp")
     else:
         names = ("input_layernorm",)
-    return tuple(t for name in names for t in b.norm(name, hidden, NormKind.LAYER))
+    return b.norms(b.LAYER, hidden, *names)
 
 
 def falcon(cfg: ConfigView) -> ModelSpec:
     """FalconForCausalLM."""
-    vocab = cfg.int("vocab_size")
-    hidden = cfg.int("hidden_size", aliases=("n_embed",))
-    layers = cfg.int("num_hidden_layers", aliases=("n_layer",))
-    heads = cfg.int("num_attention_heads", aliases=("n_head",))
-    cfg.divides("hidden_size", hidden, "num_attention_heads", heads)
-    head_dim = hidden // heads
+    keys = {"hidden": ("hidden_size", "n_embed"), "layers": ("num_hidden_layers", "n_layer")}
+    d = b.read_dims(cfg, **keys, heads=("num_attention_heads", "n_head"), intermediate=(), inner_factor=4)
     new_arch = cfg.bool("new_decoder_architecture", False)
-    kv_heads = _kv_heads(cfg, heads, new_arch)
-    ffn = cfg.int("ffn_hidden_size", 4 * hidden)
-    bias = cfg.bool("bias", False)
-    block = Block(
-        linears=(
-            *b.fused_qkv_o(
-                "self_attention",
-                hidden,
-                heads,
-                kv_heads,
-                head_dim,
-                qkv_bias=bias,
-                o_bias=bias,
-                names=("query_key_value", "dense"),
-            ),
-            *b.plain_mlp("mlp", hidden, ffn, bias=bias, names=("dense_h_to_4h", "dense_4h_to_h")),
-        ),
-        tensors=_layer_norms(cfg, hidden, new_arch),
+    d = replace(
+        d, kv_heads=_kv_heads(cfg, d.heads, new_arch), intermediate=cfg.int("ffn_hidden_size", d.intermediate)
     )
-    alibi = cfg.bool("alibi", False)
-    theta, scaling = (None, None) if alibi else cfg.rope()
-    return ModelSpec(
-        name=cfg.source,
-        model_type="falcon",
-        architecture=cfg.architecture("FalconForCausalLM"),
-        vocab_size=vocab,
-        hidden_size=hidden,
-        num_hidden_layers=layers,
-        num_attention_heads=heads,
-        num_key_value_heads=kv_heads,
-        head_dim=head_dim,
-        intermediate_size=ffn,
-        mlp_kind=MlpKind.PLAIN,
-        hidden_act=cfg.str("activation", "gelu"),
-        norm_kind=NormKind.LAYER,
-        softmax_fp32=False,  # FalconAttention's eager softmax runs in the compute dtype
-        position=PositionKind.ALIBI if alibi else PositionKind.ROPE,
-        max_position_embeddings=cfg.int("max_position_embeddings", 2048),
-        rope_theta=theta,
-        rope_scaling=scaling,
-        tie_word_embeddings=cfg.bool("tie_word_embeddings", True),
+    bias = cfg.bool("bias", False)
+    mlp_names = ("dense_h_to_4h", "dense_4h_to_h")
+    linears = (
+        *b.fused_qkv_o("self_attention", d, qkv_bias=bias, o_bias=bias, names=("query_key_value", "dense")),
+        *b.plain_mlp("mlp", d.hidden, d.intermediate, bias=bias, names=mlp_names),
+    )
+    rope = (
+        {}
+        if not cfg.bool("alibi", False)
+        else {"position": b.ALIBI, "rope_theta": None, "rope_scaling": None}
+    )
+    return b.decoder(
+        cfg,
+        FALCON,
+        d,
+        Block(linears, _layer_norms(cfg, d.hidden, new_arch)),
+        (b.embedding("transformer.word_embeddings.weight", d.vocab, d.hidden),),
+        b.norms(b.LAYER, d.hidden, "transformer.ln_f"),
         parallel_attention=cfg.bool("parallel_attn", True),
-        torch_dtype=cfg.torch_dtype("bfloat16"),
-        embedding=(b.embedding("transformer.word_embeddings.weight", vocab, hidden),),
-        layers=(block,) * layers,
-        final=b.norm("transformer.ln_f", hidden, NormKind.LAYER),
-        lm_head=b.lm_head(vocab, hidden),
-        config=dict(cfg.data),
+        softmax_fp32=False,  # FalconAttention's eager softmax runs in the compute dtype
+        **rope,
     )

@@ -11,62 +11,27 @@ from __future__ import annotations
 
 from llmplan.adapters import _build as b
 from llmplan.adapters._config import ConfigView
-from llmplan.specs.model import Block, MlpKind, ModelSpec, NormKind, PositionKind
+from llmplan.specs.model import Block, ModelSpec
+
+NEOX = b.Family("GPTNeoXForCausalLM", b.PLAIN, b.LAYER, b.ROPE, ("hidden_act", "gelu"), False, "float16")
 
 
 def gpt_neox(cfg: ConfigView) -> ModelSpec:
     """GPTNeoXForCausalLM."""
-    vocab = cfg.int("vocab_size")
-    hidden = cfg.int("hidden_size")
-    layers = cfg.int("num_hidden_layers")
-    heads = cfg.int("num_attention_heads")
-    cfg.divides("hidden_size", hidden, "num_attention_heads", heads)
-    intermediate = cfg.int("intermediate_size")
-    att_bias = cfg.bool("attention_bias", True)
-    block = Block(
-        linears=(
-            *b.fused_qkv_o(
-                "attention",
-                hidden,
-                heads,
-                heads,
-                hidden // heads,
-                qkv_bias=att_bias,
-                o_bias=att_bias,
-                names=("query_key_value", "dense"),
-            ),
-            *b.plain_mlp("mlp", hidden, intermediate, bias=True, names=("dense_h_to_4h", "dense_4h_to_h")),
-        ),
-        tensors=(
-            *b.norm("input_layernorm", hidden, NormKind.LAYER),
-            *b.norm("post_attention_layernorm", hidden, NormKind.LAYER),
-        ),
-    )
+    d = b.read_dims(cfg)
+    bias = cfg.bool("attention_bias", True)
+    attention = b.fused_qkv_o("attention", d, qkv_bias=bias, o_bias=bias, names=("query_key_value", "dense"))
+    ffn = b.plain_mlp("mlp", d.hidden, d.intermediate, bias=True, names=("dense_h_to_4h", "dense_4h_to_h"))
+    ln = b.norms(b.LAYER, d.hidden, "input_layernorm", "post_attention_layernorm")
     theta, scaling = cfg.rope()
-    return ModelSpec(
-        name=cfg.source,
-        model_type="gpt_neox",
-        architecture=cfg.architecture("GPTNeoXForCausalLM"),
-        vocab_size=vocab,
-        hidden_size=hidden,
-        num_hidden_layers=layers,
-        num_attention_heads=heads,
-        num_key_value_heads=heads,
-        head_dim=hidden // heads,
-        intermediate_size=intermediate,
-        mlp_kind=MlpKind.PLAIN,
-        hidden_act=cfg.str("hidden_act", "gelu"),
-        norm_kind=NormKind.LAYER,
-        position=PositionKind.ROPE,
-        max_position_embeddings=cfg.int("max_position_embeddings", 2048),
+    return b.decoder(
+        cfg,
+        NEOX,
+        d,
+        Block(attention + ffn, ln),
+        (b.embedding("gpt_neox.embed_in.weight", d.vocab, d.hidden),),
+        b.norms(b.LAYER, d.hidden, "gpt_neox.final_layer_norm"),
         rope_theta=theta if theta is not None else cfg.float("rotary_emb_base"),
         rope_scaling=scaling,
-        tie_word_embeddings=cfg.bool("tie_word_embeddings", False),
         parallel_attention=cfg.bool("use_parallel_residual", True),
-        torch_dtype=cfg.torch_dtype("float16"),
-        embedding=(b.embedding("gpt_neox.embed_in.weight", vocab, hidden),),
-        layers=(block,) * layers,
-        final=b.norm("gpt_neox.final_layer_norm", hidden, NormKind.LAYER),
-        lm_head=b.lm_head(vocab, hidden),
-        config=dict(cfg.data),
     )

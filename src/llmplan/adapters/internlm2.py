@@ -13,57 +13,19 @@ from __future__ import annotations
 from llmplan.adapters import _build as b
 from llmplan.adapters._config import ConfigView
 from llmplan.adapters.llama import read_shape
-from llmplan.specs.model import Block, MlpKind, ModelSpec, NormKind, PositionKind
+from llmplan.specs.model import Block, ModelSpec
+
+INTERNLM2 = b.Family("InternLM2ForCausalLM", b.GATED, b.RMS, b.ROPE, ("hidden_act", "silu"))
 
 
 def internlm2(cfg: ConfigView) -> ModelSpec:
     """InternLM2ForCausalLM."""
-    shape = read_shape(cfg)
+    d = read_shape(cfg)
     bias = cfg.bool("bias", True)
-    block = Block(
-        linears=(
-            *b.fused_qkv_o(
-                "attention",
-                shape.hidden,
-                shape.heads,
-                shape.kv_heads,
-                shape.head_dim,
-                qkv_bias=bias,
-                o_bias=bias,
-                names=("wqkv", "wo"),
-            ),
-            *b.gated_mlp("feed_forward", shape.hidden, shape.intermediate, names=("w1", "w3", "w2")),
-        ),
-        tensors=(
-            *b.norm("attention_norm", shape.hidden, NormKind.RMS),
-            *b.norm("ffn_norm", shape.hidden, NormKind.RMS),
-        ),
-    )
-    theta, scaling = cfg.rope()
-    return ModelSpec(
-        name=cfg.source,
-        model_type="internlm2",
-        architecture=cfg.architecture("InternLM2ForCausalLM"),
-        vocab_size=shape.vocab,
-        hidden_size=shape.hidden,
-        num_hidden_layers=shape.layers,
-        num_attention_heads=shape.heads,
-        num_key_value_heads=shape.kv_heads,
-        head_dim=shape.head_dim,
-        intermediate_size=shape.intermediate,
-        mlp_kind=MlpKind.GATED,
-        hidden_act=cfg.str("hidden_act", "silu"),
-        norm_kind=NormKind.RMS,
-        position=PositionKind.ROPE,
-        max_position_embeddings=cfg.int("max_position_embeddings", 2048),
-        rope_theta=theta,
-        rope_scaling=scaling,
-        tie_word_embeddings=cfg.bool("tie_word_embeddings", False),
-        native_transformers=False,
-        torch_dtype=cfg.torch_dtype("bfloat16"),
-        embedding=(b.embedding("model.tok_embeddings.weight", shape.vocab, shape.hidden),),
-        layers=(block,) * shape.layers,
-        final=b.norm("model.norm", shape.hidden, NormKind.RMS),
-        lm_head=b.lm_head(shape.vocab, shape.hidden, name="output"),
-        config=dict(cfg.data),
-    )
+    wqkv_wo = b.fused_qkv_o("attention", d, qkv_bias=bias, o_bias=bias, names=("wqkv", "wo"))
+    w123 = b.gated_mlp("feed_forward", d.hidden, d.intermediate, names=("w1", "w3", "w2"))
+    layer = Block(wqkv_wo + w123, b.norms(b.RMS, d.hidden, "attention_norm", "ffn_norm"))
+    tok = (b.embedding("model.tok_embeddings.weight", d.vocab, d.hidden),)
+    out = b.lm_head(d.vocab, d.hidden, name="output")
+    model_norm = b.norms(b.RMS, d.hidden, "model.norm")
+    return b.decoder(cfg, INTERNLM2, d, layer, tok, model_norm, lm_head=out, native_transformers=False)

@@ -7,8 +7,6 @@ which projections exist, their biases, the norms per layer, which layers are MoE
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-
 from llmplan.adapters import _build as b
 from llmplan.adapters._config import ConfigView
 from llmplan.specs.model import (
@@ -16,31 +14,19 @@ from llmplan.specs.model import (
     Block,
     Group,
     Linear,
-    MlpKind,
     ModelSpec,
     MoeSpec,
     NormKind,
     NormScope,
-    PositionKind,
     Role,
     Tensor,
 )
 
-
-@dataclass(frozen=True, slots=True)
-class Shape:
-    """The hyper-parameters every Llama-shaped config has, read and validated once."""
-
-    vocab: int
-    hidden: int
-    layers: int
-    heads: int
-    kv_heads: int
-    head_dim: int
-    intermediate: int
+FUSED_GATE_UP = ("gate_up_proj", "", "down_proj")
+"""Module names of a fused gate|up MLP (Phi-3, GLM)."""
 
 
-def read_shape(cfg: ConfigView, *, head_dim_default: int | None = None) -> Shape:
+def read_shape(cfg: ConfigView, *, head_dim_default: int | None = None) -> b.Dims:
     """Validated shape; `head_dim` defaults to hidden / heads unless the config class says otherwise (GLM: 128)."""
     hidden = cfg.int("hidden_size")
     heads = cfg.int("num_attention_heads")
@@ -51,7 +37,7 @@ def read_shape(cfg: ConfigView, *, head_dim_default: int | None = None) -> Shape
         cfg.divides("hidden_size", hidden, "num_attention_heads", heads)
         head_dim = hidden // heads
     cfg.divides("num_attention_heads", heads, "num_key_value_heads", kv_heads)
-    return Shape(
+    return b.Dims(
         vocab=cfg.int("vocab_size"),
         hidden=hidden,
         layers=cfg.int("num_hidden_layers"),
@@ -90,53 +76,23 @@ def layer_attention_kinds(
 
 def spec(
     cfg: ConfigView,
-    shape: Shape,
+    shape: b.Dims,
     blocks: list[Block],
     *,
     hidden_act_default: str = "silu",
     tie_default: bool = False,
-    moe: MoeSpec | None = None,
-    extra_final: tuple[Tensor, ...] = (),
-    native: bool = True,
     norm_kind: NormKind = NormKind.RMS,
-    attn_logit_softcap: float | None = None,
-    final_logit_softcap: float | None = None,
+    **fields: object,
 ) -> ModelSpec:
-    """Assemble a ModelSpec for a Llama-shaped model with embeddings, final RMSNorm and the head."""
-    theta, scaling = cfg.rope()
+    """Assemble a ModelSpec for a Llama-shaped model with embeddings, final RMSNorm and the head; `fields`
+    are further ModelSpec fields (moe, softcaps)."""
     kinds = {blk.attention for blk in blocks}
     window = cfg.optional_int("sliding_window") if AttentionKind.SLIDING in kinds else None
-    return ModelSpec(
-        name=cfg.source,
-        model_type=cfg.str("model_type", "llama"),
-        architecture=cfg.architecture("LlamaForCausalLM"),
-        vocab_size=shape.vocab,
-        hidden_size=shape.hidden,
-        num_hidden_layers=shape.layers,
-        num_attention_heads=shape.heads,
-        num_key_value_heads=shape.kv_heads,
-        head_dim=shape.head_dim,
-        intermediate_size=shape.intermediate,
-        mlp_kind=MlpKind.GATED,
-        hidden_act=cfg.str("hidden_act", cfg.str("hidden_activation", hidden_act_default)),
-        norm_kind=norm_kind,
-        position=PositionKind.ROPE,
-        max_position_embeddings=cfg.int("max_position_embeddings", 2048),
-        rope_theta=theta,
-        rope_scaling=scaling,
-        sliding_window=window,
-        tie_word_embeddings=cfg.bool("tie_word_embeddings", tie_default),
-        native_transformers=native,
-        torch_dtype=cfg.torch_dtype("bfloat16"),
-        moe=moe,
-        embedding=(b.embedding("model.embed_tokens.weight", shape.vocab, shape.hidden),),
-        layers=tuple(blocks),
-        final=(*extra_final, *b.norm("model.norm", shape.hidden, norm_kind)),
-        attn_logit_softcap=attn_logit_softcap,
-        final_logit_softcap=final_logit_softcap,
-        lm_head=b.lm_head(shape.vocab, shape.hidden),
-        config=dict(cfg.data),
-    )
+    act = cfg.str("hidden_act", cfg.str("hidden_activation", hidden_act_default))
+    family = b.Family("LlamaForCausalLM", b.GATED, norm_kind, b.ROPE, ("", act), tie_default)
+    embedding = (b.embedding("model.embed_tokens.weight", shape.vocab, shape.hidden),)
+    final = b.norms(norm_kind, shape.hidden, "model.norm")
+    return b.decoder(cfg, family, shape, blocks, embedding, final, sliding_window=window, **fields)
 
 
 def _rms(*names: str, dim: int, kind: NormKind = NormKind.RMS) -> tuple[Tensor, ...]:
@@ -167,15 +123,7 @@ def llama(cfg: ConfigView) -> ModelSpec:
     blocks = [
         Block(
             linears=(
-                *b.qkvo(
-                    "self_attn",
-                    shape.hidden,
-                    shape.heads,
-                    shape.kv_heads,
-                    shape.head_dim,
-                    qkv_bias=qkv_bias,
-                    o_bias=o_bias,
-                ),
+                *b.qkvo("self_attn", shape, qkv_bias=qkv_bias, o_bias=o_bias),
                 *b.gated_mlp("mlp", shape.hidden, shape.intermediate, bias=cfg.bool("mlp_bias", False)),
             ),
             tensors=(*extra, *_rms("input_layernorm", "post_attention_layernorm", dim=shape.hidden)),
@@ -217,15 +165,7 @@ def qwen_moe(cfg: ConfigView) -> ModelSpec:
     kinds = layer_attention_kinds(cfg, shape.layers)
     blocks = []
     for kind, sparse in zip(kinds, _moe_layer_flags(cfg, shape.layers), strict=True):
-        attn = b.qkvo(
-            "self_attn",
-            shape.hidden,
-            shape.heads,
-            shape.kv_heads,
-            shape.head_dim,
-            qkv_bias=qkv_bias,
-            o_bias=o_bias,
-        )
+        attn = b.qkvo("self_attn", shape, qkv_bias=qkv_bias, o_bias=o_bias)
         if sparse:
             ffn: tuple[Linear, ...] = (
                 b.router("mlp.gate", shape.hidden, experts),
@@ -273,15 +213,7 @@ def mixtral(cfg: ConfigView) -> ModelSpec:
     blocks = [
         Block(
             linears=(
-                *b.qkvo(
-                    "self_attn",
-                    shape.hidden,
-                    shape.heads,
-                    shape.kv_heads,
-                    shape.head_dim,
-                    qkv_bias=False,
-                    o_bias=False,
-                ),
+                *b.qkvo("self_attn", shape, qkv_bias=False, o_bias=False),
                 b.router("mlp.gate", shape.hidden, experts),
                 *b.routed_experts("mlp.experts", shape.hidden, shape.intermediate, experts, top_k),
             ),
@@ -324,15 +256,7 @@ def gemma(cfg: ConfigView) -> ModelSpec:
     blocks = [
         Block(
             linears=(
-                *b.qkvo(
-                    "self_attn",
-                    shape.hidden,
-                    shape.heads,
-                    shape.kv_heads,
-                    shape.head_dim,
-                    qkv_bias=bias,
-                    o_bias=bias,
-                ),
+                *b.qkvo("self_attn", shape, qkv_bias=bias, o_bias=bias),
                 *b.gated_mlp("mlp", shape.hidden, shape.intermediate),
             ),
             tensors=norms,
@@ -360,22 +284,8 @@ def phi3(cfg: ConfigView) -> ModelSpec:
     blocks = [
         Block(
             linears=(
-                *b.fused_qkv_o(
-                    "self_attn",
-                    shape.hidden,
-                    shape.heads,
-                    shape.kv_heads,
-                    shape.head_dim,
-                    qkv_bias=False,
-                    o_bias=False,
-                ),
-                *b.gated_mlp(
-                    "mlp",
-                    shape.hidden,
-                    shape.intermediate,
-                    fused=True,
-                    names=("gate_up_proj", "", "down_proj"),
-                ),
+                *b.fused_qkv_o("self_attn", shape, qkv_bias=False, o_bias=False),
+                *b.gated_mlp("mlp", shape.hidden, shape.intermediate, fused=True, names=FUSED_GATE_UP),
             ),
             tensors=_rms("input_layernorm", "post_attention_layernorm", dim=shape.hidden),
             attention=kind,
@@ -399,22 +309,8 @@ def glm(cfg: ConfigView) -> ModelSpec:
     blocks = [
         Block(
             linears=(
-                *b.qkvo(
-                    "self_attn",
-                    shape.hidden,
-                    shape.heads,
-                    shape.kv_heads,
-                    shape.head_dim,
-                    qkv_bias=bias,
-                    o_bias=False,
-                ),
-                *b.gated_mlp(
-                    "mlp",
-                    shape.hidden,
-                    shape.intermediate,
-                    fused=True,
-                    names=("gate_up_proj", "", "down_proj"),
-                ),
+                *b.qkvo("self_attn", shape, qkv_bias=bias, o_bias=False),
+                *b.gated_mlp("mlp", shape.hidden, shape.intermediate, fused=True, names=FUSED_GATE_UP),
             ),
             tensors=_rms(*names, dim=shape.hidden),
         )

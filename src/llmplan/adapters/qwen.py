@@ -20,65 +20,39 @@ Heads have `kv_channels` dimensions (128 in every published size); there is no G
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 from llmplan.adapters import _build as b
 from llmplan.adapters._config import ConfigView
-from llmplan.specs.model import Block, Group, Linear, MlpKind, ModelSpec, NormKind, PositionKind, Role
+from llmplan.specs.model import Block, Group, Linear, ModelSpec, Role
+
+QWEN = b.Family("QWenLMHeadModel", b.GATED, b.RMS, b.ROPE, ("", "silu"))
 
 
 def qwen(cfg: ConfigView) -> ModelSpec:
     """QWenLMHeadModel (Qwen v1 remote code)."""
-    vocab = cfg.int("vocab_size")
-    hidden = cfg.int("hidden_size")
-    layers = cfg.int("num_hidden_layers")
-    heads = cfg.int("num_attention_heads")
-    head_dim = cfg.int("kv_channels", hidden // heads)
-    intermediate = cfg.int("intermediate_size")
-    cfg.divides("intermediate_size", intermediate, "2 (two SwiGLU branches)", 2)
-    branch = intermediate // 2
-    block = Block(
-        linears=(
-            *b.fused_qkv_o(
-                "attn",
-                hidden,
-                heads,
-                heads,
-                head_dim,
-                qkv_bias=True,
-                o_bias=False,
-                names=("c_attn", "c_proj"),
-            ),
-            Linear("mlp.w1", hidden, branch, False, Group.MLP, b.COL, Role.UP),
-            Linear("mlp.w2", hidden, branch, False, Group.MLP, b.COL, Role.GATE),
-            Linear("mlp.c_proj", branch, hidden, False, Group.MLP, b.ROW, Role.DOWN),
-        ),
-        tensors=(*b.norm("ln_1", hidden, NormKind.RMS), *b.norm("ln_2", hidden, NormKind.RMS)),
+    d = b.read_dims(cfg, head_dim=0)
+    d = replace(d, head_dim=cfg.int("kv_channels", d.hidden // d.heads))
+    cfg.divides("intermediate_size", d.intermediate, "2 (two SwiGLU branches)", 2)
+    branch = d.intermediate // 2
+    ffn = (
+        Linear("mlp.w1", d.hidden, branch, False, Group.MLP, b.COL, Role.UP),
+        Linear("mlp.w2", d.hidden, branch, False, Group.MLP, b.COL, Role.GATE),
+        Linear("mlp.c_proj", branch, d.hidden, False, Group.MLP, b.ROW, Role.DOWN),
     )
-    return ModelSpec(
-        name=cfg.source,
-        model_type="qwen",
-        architecture=cfg.architecture("QWenLMHeadModel"),
-        vocab_size=vocab,
-        hidden_size=hidden,
-        num_hidden_layers=layers,
-        num_attention_heads=heads,
-        num_key_value_heads=heads,
-        head_dim=head_dim,
-        intermediate_size=branch,
-        mlp_kind=MlpKind.GATED,
-        hidden_act="silu",
-        norm_kind=NormKind.RMS,
-        position=PositionKind.ROPE,
+    attn = b.fused_qkv_o("attn", d, qkv_bias=True, o_bias=False, names=("c_attn", "c_proj"))
+    dtype = "bfloat16" if cfg.bool("bf16", False) else ("float16" if cfg.bool("fp16", False) else "bfloat16")
+    return b.decoder(
+        cfg,
+        QWEN,
+        replace(d, intermediate=branch),
+        Block(attn + ffn, b.norms(b.RMS, d.hidden, "ln_1", "ln_2")),
+        (b.embedding("transformer.wte.weight", d.vocab, d.hidden),),
+        b.norms(b.RMS, d.hidden, "transformer.ln_f"),
         max_position_embeddings=cfg.int("max_position_embeddings", cfg.int("seq_length", 8192)),
         rope_theta=cfg.float("rotary_emb_base", 10000.0),
-        tie_word_embeddings=cfg.bool("tie_word_embeddings", False),
+        rope_scaling=None,
         native_transformers=False,
         loss_fp32_upcast=False,
-        torch_dtype="bfloat16"
-        if cfg.bool("bf16", False)
-        else ("float16" if cfg.bool("fp16", False) else "bfloat16"),
-        embedding=(b.embedding("transformer.wte.weight", vocab, hidden),),
-        layers=(block,) * layers,
-        final=b.norm("transformer.ln_f", hidden, NormKind.RMS),
-        lm_head=b.lm_head(vocab, hidden),
-        config=dict(cfg.data),
+        torch_dtype=dtype,
     )

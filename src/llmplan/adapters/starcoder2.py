@@ -10,7 +10,18 @@ from __future__ import annotations
 from llmplan.adapters import _build as b
 from llmplan.adapters._config import ConfigView
 from llmplan.adapters.llama import read_shape
-from llmplan.specs.model import AttentionKind, Block, MlpKind, ModelSpec, NormKind, PositionKind
+from llmplan.specs.model import AttentionKind, Block, ModelSpec
+
+STARCODER2 = b.Family(
+    "Starcoder2ForCausalLM",
+    b.PLAIN,
+    b.LAYER,
+    b.ROPE,
+    ("hidden_act", "gelu_pytorch_tanh"),
+    True,
+    "bfloat16",
+    (("max_position_embeddings",), 4096),
+)
 
 
 def starcoder2(cfg: ConfigView) -> ModelSpec:
@@ -18,50 +29,19 @@ def starcoder2(cfg: ConfigView) -> ModelSpec:
     shape = read_shape(cfg)
     bias = cfg.bool("use_bias", True)
     window = cfg.optional_int("sliding_window")
+    proj = b.qkvo("self_attn", shape, qkv_bias=bias, o_bias=bias)
+    c_fc = b.plain_mlp("mlp", shape.hidden, shape.intermediate, bias=bias, names=("c_fc", "c_proj"))
+    kind = AttentionKind.SLIDING if window else AttentionKind.FULL
     block = Block(
-        linears=(
-            *b.qkvo(
-                "self_attn",
-                shape.hidden,
-                shape.heads,
-                shape.kv_heads,
-                shape.head_dim,
-                qkv_bias=bias,
-                o_bias=bias,
-            ),
-            *b.plain_mlp("mlp", shape.hidden, shape.intermediate, bias=bias, names=("c_fc", "c_proj")),
-        ),
-        tensors=(
-            *b.norm("input_layernorm", shape.hidden, NormKind.LAYER),
-            *b.norm("post_attention_layernorm", shape.hidden, NormKind.LAYER),
-        ),
-        attention=AttentionKind.SLIDING if window else AttentionKind.FULL,
+        proj + c_fc, b.norms(b.LAYER, shape.hidden, "input_layernorm", "post_attention_layernorm"), kind
     )
-    theta, scaling = cfg.rope()
-    return ModelSpec(
-        name=cfg.source,
-        model_type="starcoder2",
-        architecture=cfg.architecture("Starcoder2ForCausalLM"),
-        vocab_size=shape.vocab,
-        hidden_size=shape.hidden,
-        num_hidden_layers=shape.layers,
-        num_attention_heads=shape.heads,
-        num_key_value_heads=shape.kv_heads,
-        head_dim=shape.head_dim,
-        intermediate_size=shape.intermediate,
-        mlp_kind=MlpKind.PLAIN,
-        hidden_act=cfg.str("hidden_act", "gelu_pytorch_tanh"),
-        norm_kind=NormKind.LAYER,
-        position=PositionKind.ROPE,
-        max_position_embeddings=cfg.int("max_position_embeddings", 4096),
-        rope_theta=theta,
-        rope_scaling=scaling,
+    embed = [b.embedding("model.embed_tokens.weight", shape.vocab, shape.hidden)]
+    return b.decoder(
+        cfg,
+        STARCODER2,
+        shape,
+        block,
+        embed,
+        b.norms(b.LAYER, shape.hidden, "model.norm"),
         sliding_window=window,
-        tie_word_embeddings=cfg.bool("tie_word_embeddings", True),
-        torch_dtype=cfg.torch_dtype("bfloat16"),
-        embedding=(b.embedding("model.embed_tokens.weight", shape.vocab, shape.hidden),),
-        layers=(block,) * shape.layers,
-        final=b.norm("model.norm", shape.hidden, NormKind.LAYER),
-        lm_head=b.lm_head(shape.vocab, shape.hidden),
-        config=dict(cfg.data),
     )

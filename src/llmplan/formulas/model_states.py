@@ -143,11 +143,8 @@ class ModelStates:
     @property
     def total(self) -> int:
         """weights + master + gradients + optimizer states (the persistent model states)."""
-        return (
-            self.weights_bytes
-            + self.master_weights_bytes
-            + self.gradients_bytes
-            + self.optimizer_states_bytes
+        return sum(
+            (self.weights_bytes, self.master_weights_bytes, self.gradients_bytes, self.optimizer_states_bytes)
         )
 
 
