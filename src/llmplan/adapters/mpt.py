@@ -29,7 +29,6 @@ from llmplan.specs.model import (
     Block,
     Group,
     Linear,
-    MlpKind,
     ModelSpec,
     NormKind,
     NormScope,
@@ -40,6 +39,9 @@ from llmplan.specs.model import (
 
 ATTN_TYPES = ("multihead_attention", "multiquery_attention", "grouped_query_attention")
 FFN_TYPES = ("mptmlp",)
+
+
+MPT = b.Family("MPTForCausalLM", b.PLAIN, b.LAYER, b.LEARNED, ("", "gelu"), True, "bfloat16")
 
 
 def _sub(cfg: ConfigView, key: str) -> ConfigView:
@@ -113,29 +115,18 @@ def mpt(cfg: ConfigView) -> ModelSpec:
         embedding += (Tensor("transformer.wpe.weight", max_seq * hidden, Group.POSITION),)
     position = PositionKind.ALIBI if alibi else PositionKind.ROPE if rope else PositionKind.LEARNED
     theta = attn.float("rope_theta", 10000.0) if rope else None
-    return ModelSpec(
-        name=cfg.source,
-        model_type="mpt",
-        architecture=cfg.architecture("MPTForCausalLM"),
-        vocab_size=vocab,
-        hidden_size=hidden,
-        num_hidden_layers=layers,
-        num_attention_heads=heads,
-        num_key_value_heads=kv_heads,
-        head_dim=head_dim,
-        intermediate_size=intermediate,
-        mlp_kind=MlpKind.PLAIN,
-        hidden_act="gelu",
-        norm_kind=layer_norm,
+    d = b.Dims(vocab, hidden, layers, heads, kv_heads, head_dim, intermediate)
+    return b.decoder(
+        cfg,
+        MPT,
+        d,
+        block,
+        embedding,
+        b.norm("transformer.norm_f", hidden, layer_norm, bias=bias),
         position=position,
         max_position_embeddings=max_seq,
         rope_theta=theta,
+        rope_scaling=None,
         tie_word_embeddings=tied,
         native_transformers=native,
-        torch_dtype=cfg.torch_dtype("bfloat16"),
-        embedding=embedding,
-        layers=(block,) * layers,
-        final=b.norm("transformer.norm_f", hidden, layer_norm, bias=bias),
-        lm_head=b.lm_head(vocab, hidden),
-        config=dict(cfg.data),
     )

@@ -12,7 +12,18 @@ from __future__ import annotations
 
 from llmplan.adapters import _build as b
 from llmplan.adapters._config import ConfigView
-from llmplan.specs.model import Block, MlpKind, ModelSpec, NormKind, PositionKind
+from llmplan.specs.model import Block, ModelSpec
+
+NEMOTRON = b.Family(
+    "NemotronForCausalLM",
+    b.PLAIN,
+    b.LAYER,
+    b.ROPE,
+    ("hidden_act", "relu2"),
+    False,
+    "bfloat16",
+    (("max_position_embeddings",), 4096),
+)
 
 
 def nemotron(cfg: ConfigView) -> ModelSpec:
@@ -29,41 +40,19 @@ def nemotron(cfg: ConfigView) -> ModelSpec:
     intermediate = cfg.int("intermediate_size", 24576)
     att_bias = cfg.bool("attention_bias", False)
     mlp_bias = cfg.bool("mlp_bias", False)
-    norm = NormKind.LAYER
-    block = Block(
-        linears=(
-            *b.qkvo("self_attn", hidden, heads, kv_heads, head_dim, qkv_bias=att_bias, o_bias=att_bias),
-            *b.plain_mlp("mlp", hidden, intermediate, bias=mlp_bias, names=("up_proj", "down_proj")),
-        ),
-        tensors=(
-            *b.norm("input_layernorm", hidden, norm),
-            *b.norm("post_attention_layernorm", hidden, norm),
-        ),
-    )
+    d = b.Dims(vocab, hidden, layers, heads, kv_heads, head_dim, intermediate)
+    attn = b.qkvo("self_attn", d, qkv_bias=att_bias, o_bias=att_bias)
+    mlp = b.plain_mlp("mlp", hidden, intermediate, bias=mlp_bias, names=("up_proj", "down_proj"))
+    block = Block(attn + mlp, b.norms(b.LAYER, hidden, "input_layernorm", "post_attention_layernorm"))
     theta, scaling = cfg.rope()
-    return ModelSpec(
-        name=cfg.source,
-        model_type="nemotron",
-        architecture=cfg.architecture("NemotronForCausalLM"),
-        vocab_size=vocab,
-        hidden_size=hidden,
-        num_hidden_layers=layers,
-        num_attention_heads=heads,
-        num_key_value_heads=kv_heads,
-        head_dim=head_dim,
-        intermediate_size=intermediate,
-        mlp_kind=MlpKind.PLAIN,
-        hidden_act=cfg.str("hidden_act", "relu2"),
-        norm_kind=norm,
-        position=PositionKind.ROPE,
-        max_position_embeddings=cfg.int("max_position_embeddings", 4096),
+    tokens = (b.embedding("model.embed_tokens.weight", vocab, hidden),)
+    return b.decoder(
+        cfg,
+        NEMOTRON,
+        d,
+        block,
+        tokens,
+        b.norms(b.LAYER, hidden, "model.norm"),
         rope_theta=theta if theta is not None else 10000.0,
         rope_scaling=scaling,
-        tie_word_embeddings=cfg.bool("tie_word_embeddings", False),
-        torch_dtype=cfg.torch_dtype("bfloat16"),
-        embedding=(b.embedding("model.embed_tokens.weight", vocab, hidden),),
-        layers=(block,) * layers,
-        final=b.norm("model.norm", hidden, norm),
-        lm_head=b.lm_head(vocab, hidden),
-        config=dict(cfg.data),
     )

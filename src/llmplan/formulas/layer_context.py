@@ -5,11 +5,11 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from llmplan.formulas.logits import FP32
 from llmplan.formulas.parallel.context import query_tokens_on_rank
 from llmplan.specs.model import Group, Linear, ModelSpec
 from llmplan.specs.training import Layout, Method, Precision, TrainingJob
 
-FP32 = 4
 INT64 = 8
 DROPOUT_MASK_BYTES = 1
 """native_dropout saves a bool mask on CUDA (one byte per element)."""
