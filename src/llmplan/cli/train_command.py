@@ -94,6 +94,8 @@ def describe(changes: tuple[Change, ...]) -> str:
 
 
 def _shown(value: Value) -> str:
+    if isinstance(value, bool):
+        return "on" if value else "off"
     if isinstance(value, tuple):
         return ",".join(value)
     if value is None:
