@@ -53,3 +53,13 @@ def test_stages_add_up_to_the_trainable_count(ref, pp, method):
     # full training also trains the tied head's second copy that Megatron keeps on the last stage
     tied_copy = model.vocab_size * model.hidden_size if model.tie_word_embeddings else 0
     assert total == expected + (tied_copy if pp > 1 and method is Method.FULL else 0)
+
+
+def test_prompt_tuning_lives_on_the_first_stage():
+    """The soft prompt is an embedding: 20 virtual tokens × h 4096 fp32 weights on stage 0, nothing after."""
+    model = load_model("llama-2-7b")
+    job = TrainingJob(method=Method.PROMPT, precision=Precision.BF16, peft=PeftSpec(num_virtual_tokens=20))
+    first, last = (model_states(model, job, Layout(pp=2), stage=s) for s in (0, 1))
+    assert first.gradients_bytes == 4 * 20 * H
+    assert last.gradients_bytes == 0
+    assert last.weights_bytes == 2 * (16 * LAYER + FINAL_NORM + HEAD)  # frozen base only

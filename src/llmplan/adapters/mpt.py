@@ -25,17 +25,7 @@ from collections.abc import Mapping
 from llmplan.adapters import _build as b
 from llmplan.adapters._config import ConfigView
 from llmplan.errors import SpecError
-from llmplan.specs.model import (
-    Block,
-    Group,
-    Linear,
-    ModelSpec,
-    NormKind,
-    NormScope,
-    PositionKind,
-    Role,
-    Tensor,
-)
+from llmplan.specs.model import Block, Group, Linear, ModelSpec, NormScope, Role, Tensor
 
 ATTN_TYPES = ("multihead_attention", "multiquery_attention", "grouped_query_attention")
 FFN_TYPES = ("mptmlp",)
@@ -85,7 +75,7 @@ def mpt(cfg: ConfigView) -> ModelSpec:
     )  # llm-foundry MPTConfig._validate_config
     max_seq = cfg.int("max_seq_len", 2048, aliases=("max_position_embeddings",))
     tied = cfg.bool("tie_word_embeddings", True)
-    layer_norm = NormKind.LAYER
+    layer_norm = b.LAYER
     att = Group.ATTENTION
     qk_norms: tuple[Tensor, ...] = ()
     if qk_ln:
@@ -112,8 +102,8 @@ def mpt(cfg: ConfigView) -> ModelSpec:
     )
     embedding = (b.embedding("transformer.wte.weight", vocab, hidden),)
     if learned:
-        embedding += (Tensor("transformer.wpe.weight", max_seq * hidden, Group.POSITION),)
-    position = PositionKind.ALIBI if alibi else PositionKind.ROPE if rope else PositionKind.LEARNED
+        embedding += (b.positions("transformer.wpe.weight", max_seq, hidden),)
+    position = b.ALIBI if alibi else b.ROPE if rope else b.LEARNED
     theta = attn.float("rope_theta", 10000.0) if rope else None
     d = b.Dims(vocab, hidden, layers, heads, kv_heads, head_dim, intermediate)
     return b.decoder(

@@ -225,6 +225,10 @@ def _rank_trainable(
     return dense, expert
 
 
+INPUT_ADAPTERS = frozenset({Method.PROMPT, Method.PTUNING})
+"""Methods whose trainable parameters sit before the first decoder layer (prompt embeddings and encoder)."""
+
+
 def adapter_on_rank(
     model: ModelSpec, job: TrainingJob, tp: int, pp: int, stage: int, total: int
 ) -> tuple[int, int]:
@@ -232,8 +236,9 @@ def adapter_on_rank(
 
     LoRA-family: A (r × in) and B (out × r) of the adapted linears of the stage, split like their base layer
     (column: B split, row: A split), scaled to peft's exact total (which adds DoRA magnitudes / AdaLoRA's E);
-    Adafactor factors A into r + in and B into out + r. Other methods: the whole adapter, spread over stages
-    by layer count, with unfactored states."""
+    Adafactor factors A into r + in and B into out + r. Prompt tuning and p-tuning: all on the first stage,
+    which owns the embeddings. Other methods (per-layer vectors, prefixes, bottleneck adapters, norm copies):
+    the whole adapter spread over stages by layer count, with unfactored states."""
     return memo_by_model(_adapter_on_rank, model, job.method, job.peft, tp, pp, stage, total)
 
 
@@ -243,6 +248,9 @@ def _adapter_on_rank(
     if total == 0:
         return 0, 0
     layers = stage_layers(model.num_hidden_layers, pp)[stage]
+    if method in INPUT_ADAPTERS:
+        # the soft prompt (and p-tuning's encoder) feeds the embeddings: the first stage owns it
+        return (total, total) if is_first(stage) else (0, 0)
     if method not in LORA_FAMILY:
         local = -(-total * len(layers) // model.num_hidden_layers) if pp > 1 else total
         return local, local

@@ -29,6 +29,7 @@ sharding over the data-parallel group and its buffers (`parallel.data`).
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 from llmplan.formulas.inventory import (
     RankInventory,
@@ -57,17 +58,12 @@ from llmplan.formulas.parallel.pipeline import stage_layers
 from llmplan.formulas.parallel.tensor import shard_linear
 from llmplan.formulas.peft import TrainableParams
 from llmplan.specs.model import ModelSpec
-from llmplan.specs.training import (
-    Layout,
-    Method,
-    OffloadTarget,
-    Optimizer,
-    OptimizerImpl,
-    Precision,
-    TrainingJob,
-)
+from llmplan.specs.training import Method, OffloadTarget, Optimizer, OptimizerImpl, Precision
 from llmplan.stacks import StackSettings
 from llmplan.stacks import resolve as resolve_stack
+
+if TYPE_CHECKING:
+    from llmplan.specs.training import Layout, TrainingJob
 
 __all__ = [  # moved to their own modules; importable from here as before
     "EIGHT_BIT",
