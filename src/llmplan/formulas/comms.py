@@ -6,11 +6,13 @@
   2(n−1)/n; reduce-scatter, all-gather and all-to-all (n−1)/n; broadcast, reduce and point-to-point 1. The
   message is the full buffer of one rank (for all-gather the gathered output, for reduce-scatter its input),
   as nccl-tests counts it.
-- `bus_bandwidth` is the one-way per-GPU bandwidth of the slowest link the group crosses: the intra-node link
-  (NVLink / xGMI / PCIe) inside a node; the GPU's share of the network between nodes as soon as the group
-  spans nodes. NCCL's rings cross every node boundary, so a multi-node ring runs at the network's per-GPU
-  bandwidth (nccl-tests' multi-node all-reduce bus bandwidth is the NIC rate per GPU on rail-optimised
-  clusters), whatever NVLink does inside the node.
+- `bus_bandwidth` is the one-way bandwidth of the slowest link the group crosses: the intra-node link (NVLink /
+  xGMI / PCIe) inside a node; as soon as the group spans nodes, the smaller of that and the network bandwidth
+  the group's rings get (`CommGroup.inter_bytes_per_s`). NCCL runs one ring per NIC, each crossing every node
+  boundary, so a ring collective of k ranks per node moves its traffic over k NICs at once: nccl-tests'
+  multi-node all-reduce bus bandwidth on 2 × 8 H100 is about 8 × the per-GPU NIC rate, capped by NVLink.
+  `formulas.topology.comm_group` sets that figure from the cluster (ranks per node × the per-GPU network
+  share for ring collectives; one GPU's share for all-to-all and point-to-point).
 - latency: NCCL's cost model (src/graph/tuning.cc `baseLat`, `hwLat`, ring / low-latency protocol): a base
   latency per call plus one hop latency per ring step — 2(n−1) steps for all-reduce, n−1 for reduce-scatter,
   all-gather, all-to-all, broadcast and reduce, 1 for point-to-point. For all-reduce NCCL switches to a tree
@@ -92,7 +94,8 @@ class CommGroup:
     """One-way per-GPU bandwidth inside a node."""
     intra_latency_s: float = NVLINK_HOP_LATENCY_S
     inter_bytes_per_s: float | None = None
-    """One-way per-GPU bandwidth between nodes (the GPU's share of the node's network); needed when nodes > 1."""
+    """One-way network bandwidth the group's traffic gets between nodes (formulas.topology.comm_group: the per-GPU
+    share times the ranks per node for ring collectives); needed when nodes > 1."""
     inter_latency_s: float = NETWORK_HOP_LATENCY_S
 
     def __post_init__(self) -> None:
