@@ -70,13 +70,17 @@ class LoadRequest:
     target_rate: float | None
 
 
-def check_finite(name: str, value: float | None, *, lower: float = 0.0, upper: float | None = None) -> None:
-    """One clear message for NaN / inf / out-of-range floats given on the command line."""
+def check_finite(
+    name: str, value: float | None, *, upper: float | None = None, positive: bool = True
+) -> None:
+    """One clear message for NaN / inf / out-of-range floats given on the command line: allowed are finite
+    numbers > 0 (`positive`) or >= 0, and <= `upper` when given."""
     if value is None:
         return
-    bad = not math.isfinite(value) or value < lower or (upper is not None and value > upper)
-    if bad:
-        allowed = f"{lower} <= x <= {upper}" if upper is not None else f"a finite number >= {lower}"
+    low_ok = value > 0 if positive else value >= 0
+    if not (math.isfinite(value) and low_ok and (upper is None or value <= upper)):
+        low = "> 0" if positive else ">= 0"
+        allowed = f"a finite number {low}" + (f" and <= {upper:g}" if upper is not None else "")
         raise SpecError(name, f"{value!r} is out of range (allowed: {allowed})")
 
 
@@ -116,10 +120,8 @@ def request(
     slo_stat: str,
     target_rate: float | None,
 ) -> LoadRequest:
-    check_finite("request_rate", rate, lower=0.0)
-    if rate is not None and rate <= 0:
-        raise SpecError("request_rate", f"{rate!r} is out of range (allowed: a finite number > 0 requests/s)")
-    check_finite("prefix_hit_rate", prefix_hit_rate, upper=1.0)
+    check_finite("request_rate", rate)
+    check_finite("prefix_hit_rate", prefix_hit_rate, upper=1.0, positive=False)
     check_finite("target_rate", target_rate)
     workload = Workload(
         input_len=_len("input_len", input_len),

@@ -33,6 +33,7 @@ from llmplan.estimate.scheduler import SchedulerConfig, SimResult, simulate
 from llmplan.estimate.serving_build import build_step_model
 from llmplan.estimate.serving_metrics import Percentiles, itl_percentiles, percentiles
 from llmplan.formulas import kv_cache as kvf
+from llmplan.formulas.cost import check_price
 from llmplan.formulas.serving_step import SpecDecode, StepModel, step_terms
 from llmplan.specs.engines import (
     Admission,
@@ -360,7 +361,7 @@ def plan_serving(
             f"speculative decoding: {spec_decode.draft_tokens} draft tokens at acceptance {spec_decode.acceptance_rate}"
             f" → {spec_decode.tokens_per_step:.2f} tokens per step (Leviathan et al. 2023, eq. 1)"
         )
-    price = price_usd_per_gpu_hour
+    price = check_price(price_usd_per_gpu_hour) if price_usd_per_gpu_hour is not None else None
     if price is None and acc.price is not None:
         price = acc.price.usd_per_gpu_hour
     if not torch_total(acc).measured and eng.memory_rule is not MemoryRule.CONTIGUOUS:

@@ -16,9 +16,11 @@ from __future__ import annotations
 from llmplan.estimate.inference_memory import kv_dtype_bytes
 from llmplan.formulas import kv_cache as kvf
 from llmplan.formulas.comms import Collective
+from llmplan.formulas.compute_time import mamf_fraction
+from llmplan.formulas.parallel.tensor import shard_linear
 from llmplan.formulas.params import count_params
 from llmplan.formulas.quant import FLOAT_BYTES, weight_bytes
-from llmplan.formulas.roofline import HBM_BANDWIDTH_FRACTION, PREFILL_FLOPS_FRACTION
+from llmplan.formulas.roofline import HBM_BANDWIDTH_FRACTION
 from llmplan.formulas.serving_step import (
     EAGER_KERNELS_PER_LAYER,
     FLASH_ATTENTION_FLOPS_FRACTION,
@@ -30,7 +32,7 @@ from llmplan.formulas.topology import comm_group
 from llmplan.specs.engines import EngineDefaults, ServingEngine
 from llmplan.specs.hardware import Accelerator, Cluster
 from llmplan.specs.inference import InferenceJob, QuantFormat
-from llmplan.specs.model import ModelSpec
+from llmplan.specs.model import Group, ModelSpec
 
 
 def gemm_dtype(job: InferenceJob) -> str:
@@ -84,7 +86,9 @@ def build_step_model(
         * _qk_dim(model)
         / pp,
         hbm_bytes_per_s=acc.memory_bandwidth_bytes_per_s * HBM_BANDWIDTH_FRACTION,
-        gemm_flops_per_s=_peak(acc, gemm_dtype(job)) * PREFILL_FLOPS_FRACTION,
+        gemm_flops_per_s=_peak(acc, gemm_dtype(job)) * mamf_fraction(acc),
+        gemms=_gemms(model, tp, pp, (layer_bytes - routed) / pp),
+        act_bytes=act,
         attn_flops_per_s=_peak(acc, job.activation_dtype.value) * FLASH_ATTENTION_FLOPS_FRACTION,
         tp_allreduce=linear_cost(Collective.ALL_REDUCE, comm_group(cluster, tp)),
         allreduces_per_layer=2 if tp > 1 else 0,
@@ -103,6 +107,21 @@ def build_step_model(
         graph_max_batch=int(engine.cuda_graph_max_batch.value) if graphs else 0,
         mixed_step_graphs=bool(engine.mixed_step_graphs.value),
     )
+
+
+def _gemms(model: ModelSpec, tp: int, pp: int, dense_bytes: float) -> tuple[tuple[int, int, int, float], ...]:
+    """(k, n, count, weight bytes of one) of the dense linears of one stage on one rank: each linear's tp shard
+    (`formulas.parallel.tensor.shard_linear`), its share of the stage's dense weight bytes by element count."""
+    shapes: dict[tuple[int, int], int] = {}
+    for block in model.layers:
+        for linear in block.linears:
+            if linear.group is Group.ROUTED_EXPERTS:
+                continue
+            k, n = shard_linear(linear, model, tp)
+            shapes[(k, n)] = shapes.get((k, n), 0) + linear.copies
+    elems = sum(k * n * c for (k, n), c in shapes.items())
+    per_elem = dense_bytes * pp / elems if elems else 0.0
+    return tuple((k, n, -(-c // pp), k * n * per_elem) for (k, n), c in sorted(shapes.items()))
 
 
 def _qk_dim(model: ModelSpec) -> int:

@@ -6,9 +6,10 @@ batch; vLLM and TRT-LLM overlap pp micro-batches, which raises throughput, not t
 
     t_step = pp · (t_gemm + t_head + t_attn + t_comm + t_launch) + (pp − 1) · t_p2p
 
-- GEMMs (the decoder layers' linears): weight-bound at small T, compute-bound at large T — a roofline with the
-  achieved fractions of `llmplan.formulas.roofline`:
-      t_gemm = max(W / (bw · HBM_BANDWIDTH_FRACTION), 2 · N_lin · T / (peak_q · PREFILL_FLOPS_FRACTION))
+- GEMMs (each linear of the stage's layers, its tp shard (k × n)): weight-bound at small T, compute-bound at
+  large T, never shorter than a kernel — the roofline of `llmplan.formulas.compute_time` (achieved matmul
+  fraction MAMF × tile quantization, HBM_BANDWIDTH_FRACTION, the kernel floor):
+      t = max(2·T·k·n / (peak_q · MAMF · tile(T, n, k)), (W + a·T·(k + n)) / (bw · HBM_BANDWIDTH_FRACTION), floor)
   W = the weight bytes of the quantized format (w4a16 reads ~0.5 B per weight and computes at the 16-bit peak;
   w8a8 / fp8 read 1 B and compute at the int8 / fp8 peak: Frantar et al. 2024, "MARLIN", figure 1: 4-bit
   kernels near the ideal 4x up to batch 16-32, then compute-bound). MoE layers read only the experts the
@@ -20,8 +21,9 @@ batch; vLLM and TRT-LLM overlap pp micro-batches, which raises throughput, not t
 - TP: two all-reduces per layer of T · hidden activations (Shoeybi et al. 2019, section 3), each
   `llmplan.formulas.comms.collective_time` — latency-bound at small T. EP (MoE): dispatch + combine
   all-to-alls of T · k · hidden per MoE layer. PP: one point-to-point of T · hidden between stages.
-- launch: kernels per layer × per-kernel cost — CUDA-graph replay (GRAPH_KERNEL_S) when the engine captured
-  a graph for this batch, eager launches (EAGER_KERNEL_S) otherwise.
+- the other kernels of a layer (norms, RoPE, activation, residual adds) are launch-bound at the kernel floor:
+  GRAPH_KERNEL_MIN_S when the engine replays a captured CUDA graph for this batch, compute_time.KERNEL_MIN_S
+  (an eager launch) otherwise; the floor also bounds every GEMM from below.
 
 Speculative decoding (draft k tokens, verify k + 1 per sequence in one target step): tokens per step
     E = (1 − α^(k+1)) / (1 − α)        (Leviathan et al. 2023, "Fast Inference from Transformers via
@@ -33,23 +35,22 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
+from functools import lru_cache
 
 from llmplan.breakdown import Term, Unit
 from llmplan.errors import SpecError
 from llmplan.formulas.comms import Collective, CommGroup, collective_time
-from llmplan.formulas.roofline import HBM_BANDWIDTH_FRACTION, PREFILL_FLOPS_FRACTION, moe_experts_touched
+from llmplan.formulas.compute_time import KERNEL_MIN_S, tile_efficiency
+from llmplan.formulas.roofline import moe_experts_touched
 
 FLASH_ATTENTION_FLOPS_FRACTION = 0.5
 """Achieved / 16-bit dense peak of prefill attention. FlashAttention-2 reaches 50-73 % of A100 peak in the
 forward pass (Dao 2023, "FlashAttention-2", figure 6); FlashAttention-3 75 % of H100 peak with bf16 (Shah et al.
 2024, figure 5) while FA2 on H100 stays near 35 %. 0.5 is the middle of those kernels' range."""
-GRAPH_KERNEL_S = 1.0e-6
-"""GPU-side cost per kernel replayed from a CUDA graph beyond its own work: NVIDIA's "Getting Started with CUDA
-Graphs" (Gray 2019) measures 3.4 µs per 2.9 µs kernel with a graph, i.e. ~0.5-1 µs of launch gap per kernel."""
-EAGER_KERNEL_S = 5.0e-6
-"""Cost per kernel launched eagerly from Python: PyTorch's dispatcher + cudaLaunchKernel take ~5-10 µs of CPU
-per op, which bounds small-batch decode (PyTorch blog "Accelerating Generative AI with PyTorch II: GPT, Fast",
-2023: Llama-7B eager 25.5 tok/s vs 107 with CUDA graphs on A100, the difference being launch overhead)."""
+GRAPH_KERNEL_MIN_S = 1.3e-6
+"""Shortest kernel replayed from a CUDA graph (~1.3 µs, against compute_time.KERNEL_MIN_S = 4 µs for an eager
+launch from Python: stas00/ml-engineering training/performance notes; PyTorch blog 2021-10-26 "Accelerating
+PyTorch with CUDA Graphs")."""
 FUSED_KERNELS_PER_LAYER = 12
 """Kernels of one decoder layer in a fused serving engine: norm, QKV GEMM, RoPE + cache write, attention, O
 GEMM, all-reduce, residual + norm, gate-up GEMM, activation·mul, down GEMM, all-reduce, residual add."""
@@ -103,6 +104,9 @@ class StepModel:
     experts_per_token: int
     layer_flops_per_token: float
     """2 · active linear parameters of one stage / tp."""
+    gemms: tuple[tuple[int, int, int, float], ...]
+    """The dense GEMMs of one stage on one rank: (k, n, count, weight bytes of one)."""
+    act_bytes: int
     head_weight_bytes: float
     head_flops_per_row: float
     kv_bytes_per_token: float
@@ -112,7 +116,8 @@ class StepModel:
     hbm_bytes_per_s: float
     """Achieved bandwidth: peak · HBM_BANDWIDTH_FRACTION."""
     gemm_flops_per_s: float
-    """Achieved GEMM rate in the weight format's compute dtype: peak · PREFILL_FLOPS_FRACTION."""
+    """Achievable GEMM rate in the weight format's compute dtype: dense peak × the architecture's MAMF fraction
+    (compute_time.mamf_fraction), before tile quantization."""
     attn_flops_per_s: float
     """Achieved prefill-attention rate: 16-bit peak · FLASH_ATTENTION_FLOPS_FRACTION."""
     tp_allreduce: tuple[float, float]
@@ -147,19 +152,45 @@ def _linear(cost: tuple[float, float], message_bytes: float) -> float:
     return cost[0] + cost[1] * message_bytes if message_bytes > 0 and cost[1] > 0 else 0.0
 
 
-def _gemm_s(m: StepModel, tokens: float) -> float:
-    weights = m.layer_weight_bytes
+def _floor(m: StepModel, decode_seqs: int, prefill_tokens: int) -> float:
+    graph = 0 < decode_seqs + prefill_tokens and m.graph_max_batch > 0
+    graph = graph and (prefill_tokens == 0 or m.mixed_step_graphs) and decode_seqs <= m.graph_max_batch
+    return GRAPH_KERNEL_MIN_S if graph else KERNEL_MIN_S
+
+
+@lru_cache(maxsize=1 << 16)
+def _dense_gemms_s(
+    gemms: tuple[tuple[int, int, int, float], ...], flops: float, hbm: float, act: int, t: int, floor: float
+) -> float:
+    """Σ count · max(compute, memory, floor) over the dense GEMMs at t tokens (memoised: a simulation asks for
+    the same few batch sizes thousands of times)."""
+    total = 0.0
+    for k, n, count, weight in gemms:
+        compute = 2.0 * t * k * n / (flops * tile_efficiency(t, n, k))
+        memory = (weight + act * t * (k + n)) / hbm
+        total += count * max(compute, memory, floor)
+    return total
+
+
+def _gemm_s(m: StepModel, tokens: float, floor: float = GRAPH_KERNEL_MIN_S) -> float:
+    """The stage's GEMMs over `tokens` tokens (module docstring)."""
+    t = max(1, math.ceil(tokens))
+    total = _dense_gemms_s(m.gemms, m.gemm_flops_per_s, m.hbm_bytes_per_s, m.act_bytes, t, floor)
     if m.routed_weight_bytes:
-        touched = moe_experts_touched(m.num_experts, m.experts_per_token, max(1, int(tokens)))
-        weights += m.routed_weight_bytes * touched / m.num_experts
-    return max(weights / m.hbm_bytes_per_s, m.layer_flops_per_token * tokens / m.gemm_flops_per_s)
+        touched = moe_experts_touched(m.num_experts, m.experts_per_token, t)
+        routed = m.routed_weight_bytes * touched / m.num_experts
+        routed_flops = m.layer_flops_per_token * tokens - sum(
+            2.0 * k * n * c * tokens for k, n, c, _ in m.gemms
+        )
+        total += max(routed / m.hbm_bytes_per_s, max(0.0, routed_flops) / m.gemm_flops_per_s)
+    return total
 
 
 def _launch_s(m: StepModel, decode_seqs: int, prefill_tokens: int) -> float:
-    graph = 0 < decode_seqs + prefill_tokens and m.graph_max_batch > 0
-    graph = graph and (prefill_tokens == 0 or m.mixed_step_graphs) and decode_seqs <= m.graph_max_batch
-    per_kernel = GRAPH_KERNEL_S if graph else EAGER_KERNEL_S
-    return m.layers_per_stage * m.kernels_per_layer * per_kernel
+    """The non-GEMM kernels of the stage at the kernel floor."""
+    gemm_kernels = sum(c for _, _, c, _ in m.gemms)
+    others = max(0, m.layers_per_stage * m.kernels_per_layer - gemm_kernels)
+    return others * _floor(m, decode_seqs, prefill_tokens)
 
 
 def _comm_s(m: StepModel, tokens: float) -> float:
@@ -193,9 +224,16 @@ def step_time_s(
         * (prefill_pairs + (verify_tokens - 1) * decode_kv_tokens)
         / (m.attn_flops_per_s)
     )
-    stage = _gemm_s(m, tokens) + head + attn + _comm_s(m, tokens) + _launch_s(m, decode_seqs, prefill_tokens)
+    floor = _floor(m, decode_seqs, prefill_tokens)
+    stage = (
+        _gemm_s(m, tokens, floor)
+        + head
+        + attn
+        + _comm_s(m, tokens)
+        + _launch_s(m, decode_seqs, prefill_tokens)
+    )
     if verify_tokens > 1 and decode_seqs and m.draft_cost:
-        plain = _gemm_s(m, decode_seqs) + decode_kv_tokens * m.kv_bytes_per_token / m.hbm_bytes_per_s
+        plain = _gemm_s(m, decode_seqs, floor) + decode_kv_tokens * m.kv_bytes_per_token / m.hbm_bytes_per_s
         stage += m.draft_cost * (plain + _launch_s(m, decode_seqs, 0))
     return m.pp * stage + (m.pp - 1) * _linear(m.pp_p2p, tokens * m.hidden_bytes_per_token)
 
@@ -219,36 +257,29 @@ def step_terms(
     """The same iteration as `step_time_s`, as a Term with one part per mechanism (for --explain and JSON)."""
     tokens = decode_seqs + prefill_tokens
     head_rows = decode_seqs + (1 if prefill_tokens else 0)
-    gemm = _gemm_s(m, tokens)
-    bound = "weight" if m.layer_weight_bytes / m.hbm_bytes_per_s >= gemm * 0.999 else "compute"
-    src = "formulas/serving_step.py; roofline fractions of formulas/roofline.py"
+    floor = _floor(m, decode_seqs, prefill_tokens)
+    gemm = _gemm_s(m, tokens, floor)
+    weight_bound = sum(c * w for _, _, c, w in m.gemms) / m.hbm_bytes_per_s
+    bound = "weight" if weight_bound >= 0.8 * gemm else "compute"
+    src = "formulas/serving_step.py; GEMM roofline of formulas/compute_time.py"
+    head = max(m.head_weight_bytes / m.hbm_bytes_per_s, m.head_flops_per_row * head_rows / m.gemm_flops_per_s)
+    attn = decode_kv_tokens * m.kv_bytes_per_token / m.hbm_bytes_per_s
+    attn += m.attn_flops_per_pair * prefill_pairs / m.attn_flops_per_s
+    kind = "graph" if floor == GRAPH_KERNEL_MIN_S else "eager"
     parts = (
         Term(
             "step.gemm",
             m.pp * gemm,
             Unit.SECONDS,
-            f"{m.pp} × max({m.layer_weight_bytes:,.0f} B / {m.hbm_bytes_per_s / 1e9:,.0f} GB/s, "
-            f"{m.layer_flops_per_token:.3e} × {tokens} / {m.gemm_flops_per_s / 1e12:,.0f} TFLOP/s) ({bound}-bound)",
-            f"roofline with HBM_BANDWIDTH_FRACTION {HBM_BANDWIDTH_FRACTION}, PREFILL_FLOPS_FRACTION "
-            f"{PREFILL_FLOPS_FRACTION}",
+            f"{m.pp} stage(s) × Σ over {sum(c for _, _, c, _ in m.gemms)} GEMMs of max(2·{tokens}·k·n / "
+            f"({m.gemm_flops_per_s / 1e12:,.0f} TFLOP/s × tile), (W + a·T·(k+n)) / {m.hbm_bytes_per_s / 1e9:,.0f} "
+            f"GB/s, {floor * 1e6:.1f} µs) ({bound}-bound)",
+            "formulas/compute_time.py (MAMF, tile quantization, KERNEL_MIN_S); HBM_BANDWIDTH_FRACTION",
         ),
-        Term(
-            "step.lm_head",
-            m.pp
-            * max(
-                m.head_weight_bytes / m.hbm_bytes_per_s, m.head_flops_per_row * head_rows / m.gemm_flops_per_s
-            ),
-            Unit.SECONDS,
-            f"{head_rows} sampled rows × vocab × hidden",
-            src,
-        ),
+        Term("step.lm_head", m.pp * head, Unit.SECONDS, f"{head_rows} sampled rows × vocab × hidden", src),
         Term(
             "step.attention",
-            m.pp
-            * (
-                decode_kv_tokens * m.kv_bytes_per_token / m.hbm_bytes_per_s
-                + m.attn_flops_per_pair * prefill_pairs / m.attn_flops_per_s
-            ),
+            m.pp * attn,
             Unit.SECONDS,
             f"{decode_kv_tokens:,.0f} cached tokens × {m.kv_bytes_per_token:,.0f} B / bw + "
             f"{prefill_pairs:,.0f} prefill pairs × {m.attn_flops_per_pair:,.0f} FLOP / "
@@ -267,9 +298,9 @@ def step_terms(
             "step.launch",
             m.pp * _launch_s(m, decode_seqs, prefill_tokens),
             Unit.SECONDS,
-            f"{m.layers_per_stage} layers × {m.kernels_per_layer} kernels × "
-            f"{'graph' if _launch_s(m, decode_seqs, prefill_tokens) < m.layers_per_stage * m.kernels_per_layer * EAGER_KERNEL_S else 'eager'} cost",
-            f"GRAPH_KERNEL_S {GRAPH_KERNEL_S * 1e6:.1f} µs, EAGER_KERNEL_S {EAGER_KERNEL_S * 1e6:.1f} µs",
+            f"{m.layers_per_stage} layers × the non-GEMM kernels of {m.kernels_per_layer} at the {kind} floor "
+            f"{floor * 1e6:.1f} µs",
+            f"GRAPH_KERNEL_MIN_S {GRAPH_KERNEL_MIN_S * 1e6:.1f} µs, compute_time.KERNEL_MIN_S {KERNEL_MIN_S * 1e6:.1f} µs",
         ),
     )
     total = step_time_s(
