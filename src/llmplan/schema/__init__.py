@@ -1,0 +1,60 @@
+"""The JSON that every `--json` prints, as pydantic models: versioned (`schema_version`), strict (unknown keys
+rejected, never NaN or Infinity) and documented in docs/json.md.
+
+Each command's output is an `Envelope` subclass built from the typed results (dataclasses from specs/ and
+estimate/ are validated as they are); memory and time breakdowns are the estimate's own `Term` records
+(`TermOut`). A float that is not finite (an fp16 overflow in `llmplan formats`) is written as the string
+"inf", "-inf" or "nan". `dump` writes the JSON text with `allow_nan=False`.
+"""
+
+from llmplan.schema.commands import (
+    ClustersOut,
+    EncodingOut,
+    FormatsOut,
+    GpusOut,
+    MeasureOut,
+    ModelsOut,
+    ParamsOut,
+    TraceOut,
+    ValidateOut,
+)
+from llmplan.schema.records import (
+    SCHEMA_VERSION,
+    BreakdownOut,
+    Envelope,
+    NonFinite,
+    Number,
+    Out,
+    TermOut,
+    dump,
+    plain,
+)
+from llmplan.schema.serve import ServeLoadOut, ServeOut
+from llmplan.schema.train import ChangeOut, PhaseOut, SuggestionOut, TrainOut
+
+__all__ = [
+    "BreakdownOut",
+    "ChangeOut",
+    "ClustersOut",
+    "EncodingOut",
+    "Envelope",
+    "FormatsOut",
+    "GpusOut",
+    "MeasureOut",
+    "ModelsOut",
+    "NonFinite",
+    "Number",
+    "Out",
+    "ParamsOut",
+    "PhaseOut",
+    "SCHEMA_VERSION",
+    "ServeLoadOut",
+    "ServeOut",
+    "SuggestionOut",
+    "TermOut",
+    "TraceOut",
+    "TrainOut",
+    "ValidateOut",
+    "dump",
+    "plain",
+]
