@@ -71,6 +71,8 @@ def violations(path: Path) -> list[str]:
             found.append(f"{where} reads model_type")
         elif isinstance(node, ast.Attribute) and node.attr == "config" and _names_model(node.value):
             found.append(f"{where} reads the model's config.json by key")
+        elif isinstance(node, ast.Attribute) and node.attr in ("linear_names", "hidden_act"):
+            found.append(f"{where} looks a layer or an activation up by name ({node.attr})")
         elif isinstance(node, ast.Compare):
             sides = [node.left, *node.comparators]
             if any(_is_name_attr(s) for s in sides) and any(_is_literal(s, constants) for s in sides):
@@ -103,10 +105,11 @@ def test_the_scan_catches_each_pattern(tmp_path):
         '    c = "norm" in t.name\n'
         '    d = t.name.endswith(("q_norm.weight",))\n'
         '    e = model.config.get("attn_logit_softcapping")\n'
-        "    return a, b, c, d, e\n"
+        '    f = "gate_up_proj" in model.linear_names()\n'
+        "    return a, b, c, d, e, f\n"
     )
     try:
-        assert len(violations(bad)) == 5
+        assert len(violations(bad)) == 6
     finally:
         bad.unlink()
 

@@ -8,13 +8,17 @@ from __future__ import annotations
 from dataclasses import replace
 
 from llmplan.adapters._config import ConfigView
-from llmplan.specs.model import Dropout, ModelSpec, PeftDefaults
+from llmplan.specs.model import ActivationImpl, Dropout, ModelSpec, PeftDefaults
 from llmplan.specs.peft_defaults import (
     IA3_DEFAULTS,
     KV_HEAD_CONFIGS,
     LN_TUNING_DEFAULTS,
     MOE_CONVERSION_PATTERN,
 )
+
+ACTIVATION_IMPLS = {impl.value: impl for impl in ActivationImpl if impl is not ActivationImpl.KERNEL}
+"""`hidden_act` names whose transformers implementation is a Python composition (transformers/activations.py
+ACT2CLS: gelu_new, gelu_fast, quick_gelu); every other name runs one kernel."""
 
 
 def _dropout(cfg: ConfigView, *keys: str) -> float:
@@ -43,4 +47,5 @@ def with_common_facts(spec: ModelSpec, cfg: ConfigView) -> ModelSpec:
         residual=_dropout(cfg, "resid_pdrop", "hidden_dropout"),
         embedding=_dropout(cfg, "embd_pdrop"),
     )
-    return replace(spec, peft_defaults=peft, dropout=dropout)
+    activation = ACTIVATION_IMPLS.get(spec.hidden_act, ActivationImpl.KERNEL)
+    return replace(spec, peft_defaults=peft, dropout=dropout, activation_impl=activation)

@@ -43,7 +43,7 @@ from llmplan.formulas.overheads import NCCL_BYTES_PER_COMMUNICATOR, cublas_works
 from llmplan.formulas.quant import FLOAT_BYTES, WeightBytes, weight_bytes
 from llmplan.specs.hardware import Accelerator
 from llmplan.specs.inference import Engine, InferenceJob, KvDtype
-from llmplan.specs.model import AttentionKind, MlpKind, ModelSpec, PositionKind
+from llmplan.specs.model import ActivationImpl, AttentionKind, Group, MlpKind, ModelSpec, PositionKind, Role
 from llmplan.specs.training import AttentionImpl
 from llmplan.units import MIB
 
@@ -165,15 +165,19 @@ def hf_prefill_peak_bytes(
     if model.position is PositionKind.ROPE:
         # the rotary cos and sin tables, computed once per forward in the activation dtype: (1, s, d) each
         masks += 2 * prompt * (model.head_dim if mla is None else mla.qk_rope_head_dim) * a
-    names = model.linear_names()
     width = -(-model.intermediate_size // tp)
-    if "gate_up_proj" in names and model.moe is None:
+    fused_gate_up = any(
+        lin.role is Role.GATE_UP and lin.group is Group.MLP
+        for block in model.block_kinds
+        for lin in block.linears
+    )
+    if fused_gate_up and model.moe is None:
         mlp = 4 * t * width * a
     elif model.mlp_kind is MlpKind.GATED:
         mlp = 3 * t * width * a
     else:
         # gelu_new (GPT-2's NewGELUActivation) is written out in Python: x, 0.5·x, x³ and 0.044715·x³ coexist
-        mlp = (4 if model.hidden_act == "gelu_new" else 2) * t * width * a
+        mlp = (4 if model.activation_impl is ActivationImpl.NEW_GELU else 2) * t * width * a
     moe = model.moe
     if moe is not None:
         ie = -(-moe.expert_intermediate_size // tp)

@@ -80,10 +80,24 @@ from llmplan.formulas.layer_context import (
 )
 from llmplan.formulas.parallel.tensor import sequence_split
 from llmplan.formulas.peft import LORA_FAMILY, lora_rank
-from llmplan.specs.model import Block, Group, Linear, MlpKind, NormKind, NormScope, Role, TpSplit
+from llmplan.specs.model import (
+    ActivationImpl,
+    Block,
+    Group,
+    Linear,
+    MlpKind,
+    NormKind,
+    NormScope,
+    Role,
+    TpSplit,
+)
 from llmplan.specs.training import AttentionImpl, Method, Precision, Recompute
 
-ACTIVATION_EXTRA_TENSORS = {"gelu_new": 3, "gelu_fast": 3, "quick_gelu": 1}
+ACTIVATION_EXTRA_TENSORS = {
+    ActivationImpl.NEW_GELU: 3,
+    ActivationImpl.FAST_GELU: 3,
+    ActivationImpl.QUICK_GELU: 1,
+}
 """Activations written as Python compositions (transformers/activations.py) save intermediates besides their
 input: NewGELU keeps tanh(.), 0.5·x and 1 + tanh(.) (traced on GPT-2); QuickGELU sigmoid(1.702x)."""
 MOE_ROUTING_BYTES_PER_K = 40
@@ -275,7 +289,7 @@ def _gemm_input_terms(
 def _mlp_terms(ctx: LayerContext, block: Block, *, base_trains: bool) -> int:
     """Saved MLP intermediates per token (tp-sharded), dense, shared-expert and routed-expert parts."""
     model, e = ctx.model, ctx.e
-    extra = ACTIVATION_EXTRA_TENSORS.get(model.hidden_act, 0)
+    extra = ACTIVATION_EXTRA_TENSORS.get(model.activation_impl, 0)
     per_gated = 3 + extra if model.mlp_kind is MlpKind.GATED else 1 + extra
     total = 0
     for lin in block.linears:

@@ -129,6 +129,21 @@ class Role(str, Enum):
     """A projection between the last block and the head (OPT-350m `project_out`), replicated."""
 
 
+class ActivationImpl(str, Enum):
+    """How the MLP's activation function is computed, which sets the intermediates it keeps
+    (transformers/activations.py)."""
+
+    KERNEL = "kernel"
+    """One torch kernel (F.silu, F.gelu, relu, ...): saves only its input."""
+    NEW_GELU = "gelu_new"
+    """`NewGELUActivation`, the tanh approximation written out in Python (GPT-2): saves tanh(.), 0.5·x and
+    1 + tanh(.) besides its input."""
+    FAST_GELU = "gelu_fast"
+    """`FastGELUActivation`, another Python tanh composition (GPT-NeoX-20B): the same three intermediates."""
+    QUICK_GELU = "quick_gelu"
+    """`QuickGELUActivation`, x · sigmoid(1.702·x): saves the sigmoid."""
+
+
 class PositionKind(str, Enum):
     """How positions enter the model."""
 
@@ -332,6 +347,8 @@ class ModelSpec:
     `ForCausalLMLoss`, transformers/loss/loss_utils.py: `logits.float()`), so the saved log-softmax and the
     loss gradients are fp32. False where the modelling code calls `CrossEntropyLoss` on the model-dtype logits
     (Qwen v1's remote `modeling_qwen.py`): outside torch.autocast the loss then runs in the model dtype."""
+    activation_impl: ActivationImpl = ActivationImpl.KERNEL
+    """How `hidden_act` is computed (set by the adapters from the activation's name)."""
     softmax_fp32: bool = True
     """Eager attention upcasts the scores to fp32 for the softmax (False: GPT-2, Falcon keep the compute
     dtype, transformers models/gpt2/modeling_gpt2.py)."""
