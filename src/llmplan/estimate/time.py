@@ -90,6 +90,8 @@ class _Stage:
     compute_s: float
     recompute_s: float
     comm: StageComms
+    kinds: tuple[float, float, float]
+    """(GEMMs, attention kernel, memory-bound ops) seconds of compute_s."""
 
 
 def estimate_time(model: ModelSpec, job: TrainingJob, layout: Layout, cluster: Cluster) -> TimeEstimate:
@@ -139,14 +141,17 @@ def _stage(model, job, layout, cluster, layers, first, last, dtype) -> _Stage:
     gemm_dtype = dtype
     attn_dtype = "bf16" if dtype == "fp8" else dtype
     by_pass = {p: 0.0 for p in Pass}
+    gemm_s = attn_s = 0.0
     for g in ops.gemms:
-        by_pass[g.step] += ct.gemm_time(g, acc, gemm_dtype)
-    fused = job.attention.value != "eager"
+        t = ct.gemm_time(g, acc, gemm_dtype)
+        by_pass[g.step] += t
+        gemm_s += t if g.step is not Pass.RECOMPUTE else 0.0
     seq = job.seq_len
     attn_fwd = 0.0
     for a in ops.attention:
-        t = ct.attention_time(a, acc, attn_dtype, fused=fused, seq_len=seq)
+        t = ct.attention_time(a, acc, attn_dtype, impl=job.attention, seq_len=seq)
         by_pass[a.step] += t
+        attn_s += t if a.step is not Pass.RECOMPUTE else 0.0
         if a.step is Pass.FORWARD:
             attn_fwd += t
     act_bytes = 4 if job.precision is Precision.FP32 else 2
@@ -176,7 +181,7 @@ def _stage(model, job, layout, cluster, layers, first, last, dtype) -> _Stage:
         backward_s=bwd + recompute + comm.backward_s,
         weight_grad_s=by_pass[Pass.WEIGHT_GRAD],
     )
-    return _Stage(ops, time, fwd + bwd, recompute, comm)
+    return _Stage(ops, time, fwd + bwd, recompute, comm, (gemm_s, attn_s, mem_fwd + mem_bwd))
 
 
 def _assemble(
@@ -240,6 +245,15 @@ def _assemble(
             Unit.SECONDS,
             f"{m} micro-batches × {slow.compute_s:.6f} s (slowest stage)",
             ct.SOURCE,
+            tuple(
+                Term(name, m * value, Unit.SECONDS, how, ct.SOURCE)
+                for name, value, how in zip(
+                    ("compute.gemm_s", "compute.attention_s", "compute.memory_bound_s"),
+                    slow.kinds,
+                    ("every GEMM by shape", "attention kernel", "norms, activations, residuals, RoPE, loss"),
+                    strict=True,
+                )
+            ),
         ),
         Term("recompute_s", recompute, Unit.SECONDS, f"{m} × {slow.recompute_s:.6f} s", ct.SOURCE),
         Term(

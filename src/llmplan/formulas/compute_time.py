@@ -26,6 +26,7 @@ from llmplan.formulas.flops import AttentionCore, Gemm, Pass
 from llmplan.formulas.roofline import HBM_BANDWIDTH_FRACTION
 from llmplan.specs.hardware import Accelerator
 from llmplan.specs.model import Block, MlpKind, ModelSpec, NormScope, PositionKind, Role
+from llmplan.specs.training import AttentionImpl
 
 MAMF_FRACTION = {"Ampere": 0.859, "Hopper": 0.801, "CDNA 3": 0.601, "CDNA 2": 0.767}
 """Maximum achievable matmul FLOP/s / dense peak, BF16, by architecture: A100 SXM 267.9 of 312, H100 SXM 792.1
@@ -35,6 +36,17 @@ every dtype of the architecture (no published fp8 MAMF)."""
 MAMF_FRACTION_DEFAULT = 0.80
 """Architectures without a MAMF measurement: 0.80, the GH200 / H100 SXM figures of the same table (83.0 %,
 80.1 %), a stated assumption."""
+SUSTAINED_FRACTION = {"Ampere": 0.79, "Hopper": 0.66}
+"""Achieved / MAMF of the GEMMs inside a whole training step, by architecture: what a burst of one GEMM shape
+(MAMF) does not see — clocks sustained at the power limit for minutes, NCCL kernels of the overlapped
+collectives sharing SMs and HBM, eager-mode gaps between kernels. Fitted (one value per architecture, the
+only fitted constants of the time model) on the 8-GPU bf16 rows of llm-foundry's benchmark table (A100: 105
+rows, H100: 37; `python benchmarks/time_accuracy.py --fit`) and checked on the rows left out (multi-node, fp8,
+Megatron) in docs/accuracy-time.md. A100: 0.859 × 0.79 = 0.68 of peak (212 TFLOP/s), H100: 0.801 × 0.66 = 0.53
+(524 TFLOP/s) — in line with the 50-60 % MFU Megatron-LM reports on A100 (Narayanan et al. 2021, table 1)
+and the ~45 % on H100 (Megatron-LM README, 2023-24)."""
+SUSTAINED_FRACTION_DEFAULT = 0.66
+"""Architectures not fitted: the Hopper value (the lower of the two, a stated assumption)."""
 GEMM_TILE = 128
 """Output tile edge of cuBLAS's large-GEMM kernels (128 × 128 / 128 × 256 CTA tiles on Ampere and Hopper;
 NVIDIA Matrix Multiplication Background User's Guide, "Tile quantization")."""
@@ -50,6 +62,9 @@ FLASH_EFFICIENCY = {"Ampere": 0.64, "Hopper": 0.36}
 "FlashAttention-3", figure 5/6, the FlashAttention-2 curves)."""
 FLASH_EFFICIENCY_DEFAULT = 0.40
 """Other architectures: 0.40, between the Hopper and Ampere figures (an assumption, stated)."""
+TRITON_SLOWDOWN = 2.0
+"""FlashAttention-2 runs forward + backward about 2× faster than the Triton FlashAttention kernel (Dao 2023,
+"FlashAttention-2", figure 4 and section 4.1: "1.3-2.5× faster than FlashAttention in Triton")."""
 FLASH_HALF_SEQ = 512
 """Sequence length at which FlashAttention-2 reaches half its η_max: FA2 figure 4 reads ~2/3 of the long-sequence
 throughput at 1k tokens and ~4/5 at 2k; s/(s+512) gives 0.67 and 0.80."""
@@ -65,6 +80,11 @@ def mamf_fraction(acc: Accelerator) -> float:
     return MAMF_FRACTION.get(acc.architecture, MAMF_FRACTION_DEFAULT)
 
 
+def training_gemm_fraction(acc: Accelerator) -> float:
+    """Achieved / peak of a large GEMM inside a training step: MAMF × SUSTAINED_FRACTION of the architecture."""
+    return mamf_fraction(acc) * SUSTAINED_FRACTION.get(acc.architecture, SUSTAINED_FRACTION_DEFAULT)
+
+
 def _quantized(x: int, tile: int) -> int:
     return math.ceil(x / tile) * tile
 
@@ -75,9 +95,12 @@ def tile_efficiency(m: int, n: int, k: int) -> float:
 
 
 def gemm_time(g: Gemm, acc: Accelerator, dtype: str) -> float:
-    """Seconds of `g.count` GEMMs of shape (m × k)·(k × n) in `dtype` (module docstring)."""
-    peak = acc.peak_flops(dtype) * mamf_fraction(acc) * tile_efficiency(g.m, g.n, g.k)
+    """Seconds of `g.count` GEMMs of shape (m × k)·(k × n) in `dtype` (module docstring); fp8 GEMMs also cast
+    both 16-bit inputs (read 2 B, write 1 B per element: Transformer Engine / torchao float8 casts)."""
+    peak = acc.peak_flops(dtype) * training_gemm_fraction(acc) * tile_efficiency(g.m, g.n, g.k)
     nbytes = DTYPE_BYTES[dtype] * (g.m * g.k + g.k * g.n) + 2 * g.m * g.n
+    if dtype == "fp8":
+        nbytes += 3 * (g.m * g.k + g.k * g.n)
     one = max(
         2.0 * g.m * g.n * g.k / peak, nbytes / (acc.memory_bandwidth_bytes_per_s * HBM_BANDWIDTH_FRACTION)
     )
@@ -89,13 +112,17 @@ def flash_efficiency(acc: Accelerator, seq_len: int) -> float:
     return eta * seq_len / (seq_len + FLASH_HALF_SEQ)
 
 
-def attention_time(a: AttentionCore, acc: Accelerator, dtype: str, *, fused: bool, seq_len: int) -> float:
-    """Seconds of the attention core: a fused kernel at `flash_efficiency`, or eager batched GEMMs plus the
-    softmax over the scores (read and write the fp32 scores and the probabilities, twice in backward)."""
-    if fused:
+def attention_time(
+    a: AttentionCore, acc: Accelerator, dtype: str, *, impl: AttentionImpl, seq_len: int
+) -> float:
+    """Seconds of the attention core: a fused kernel at `flash_efficiency` (the Triton kernel TRITON_SLOWDOWN
+    slower), or eager batched GEMMs plus the softmax over the scores (read and write the fp32 scores and the
+    probabilities, twice in backward)."""
+    if impl is not AttentionImpl.EAGER:
+        slowdown = TRITON_SLOWDOWN if impl is AttentionImpl.TRITON else 1.0
         kernels = 1 if a.step is not Pass.INPUT_GRAD else 2
         return max(
-            a.flops / (acc.peak_flops(dtype) * flash_efficiency(acc, seq_len)),
+            a.flops * slowdown / (acc.peak_flops(dtype) * flash_efficiency(acc, seq_len)),
             kernels * KERNEL_MIN_S * a.layers,
         )
     per_product = Gemm(
@@ -131,7 +158,10 @@ def elementwise_elements(
     - each residual add reads 2h and writes h (2 adds, 1 with parallel attention; backward: the gradient sum
       where the branch rejoins, 3h);
     - the activation: gated act(g)·u reads 2f writes f (backward 5f), plain act reads f writes f (backward 3f);
-    - RoPE rotates q and k: reads and writes 2q (backward the same).
+    - RoPE rotates q and k: reads and writes 2q (backward the same);
+    - head layout copies around the attention kernel: q, k and v are made contiguous per head before it and
+      the heads merged after it (transformers `transpose(1, 2)` + the kernel's contiguous-input requirement,
+      `reshape` of the output): reads and writes the qkv width and the output width (backward the same).
     Norms and residual adds work on h / tp elements per GPU with sequence parallelism, on h without.
     Bias adds and ALiBi are fused into the GEMM epilogue and the attention kernel (no traffic of their own).
     """
@@ -144,6 +174,8 @@ def elementwise_elements(
     gated = model.mlp_kind is MlpKind.GATED
     q = (model.num_attention_heads + model.num_key_value_heads) * model.head_dim / tp
     rope = model.position is PositionKind.ROPE
-    fwd = norms * 2 * h + adds * 3 * h + (3 if gated else 2) * f + (2 * q if rope else 0)
-    bwd = norms * 3 * h + adds * 3 * h + (5 if gated else 3) * f + (2 * q if rope else 0)
+    heads_out = model.num_attention_heads * model.head_dim / tp
+    copies = 2 * (q + model.num_key_value_heads * model.head_dim / tp) + 2 * heads_out
+    fwd = norms * 2 * h + adds * 3 * h + (3 if gated else 2) * f + (2 * q if rope else 0) + copies
+    bwd = norms * 3 * h + adds * 3 * h + (5 if gated else 3) * f + (2 * q if rope else 0) + copies
     return fwd, bwd

@@ -123,6 +123,9 @@ class AttentionImpl(str, Enum):
     """torch.nn.functional.scaled_dot_product_attention (memory-efficient / flash backends): no s² tensor."""
     FLASH = "flash"
     """flash-attn 2 kernels (Dao 2023): no s² tensor; saves the output and a logsumexp per row."""
+    TRITON = "triton"
+    """The Triton FlashAttention kernel (flash_attn_triton.py; llm-foundry / MPT `attn_impl: triton`): the same
+    saved tensors as flash-attn, about half of FlashAttention-2's speed (Dao 2023, figure 4)."""
 
 
 class ZeroStage(int, Enum):
