@@ -23,6 +23,7 @@ Every other row of both files is listed as skipped, with the reason.
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 import statistics
 import subprocess
@@ -47,42 +48,153 @@ PRECISION = {"amp_bf16": "bf16-mixed", "bf16": "bf16-mixed", "amp_fp8": "fp8-mix
 # attention (a FlashAttention-class kernel: `sdpa`); torchtitan runs SDPA's flash backend.
 MEASURED: dict[str, dict[str, object]] = {
     "torchtitan-202412-table1-8b-8gpu-fsdp-tps": dict(
-        model="llama-3.1-8b", cluster="meta-grand-teton-h100-96gb", nodes=1, precision="bf16-mixed",
-        micro_batch=2, seq_len=8192, recompute="selective", attention="sdpa", dp=8, fsdp="full-shard"),
+        model="llama-3.1-8b",
+        cluster="meta-grand-teton-h100-96gb",
+        nodes=1,
+        precision="bf16-mixed",
+        micro_batch=2,
+        seq_len=8192,
+        recompute="selective",
+        attention="sdpa",
+        dp=8,
+        fsdp="full-shard",
+    ),
     "torchtitan-202412-table3-8b-128gpu-fsdp-tps": dict(
-        model="llama-3.1-8b", cluster="meta-grand-teton-h100-96gb", nodes=16, precision="bf16-mixed",
-        micro_batch=2, seq_len=8192, recompute="selective", attention="sdpa", dp=128, fsdp="full-shard"),
+        model="llama-3.1-8b",
+        cluster="meta-grand-teton-h100-96gb",
+        nodes=16,
+        precision="bf16-mixed",
+        micro_batch=2,
+        seq_len=8192,
+        recompute="selective",
+        attention="sdpa",
+        dp=128,
+        fsdp="full-shard",
+    ),
     "nemo2407-pretrain-llama2-7b": dict(
-        model="llama-2-7b", cluster="dgx-h100", nodes=1, precision="fp8-mixed", micro_batch=1, seq_len=4096,
-        grad_accum=16, attention="sdpa", dp=8),
+        model="llama-2-7b",
+        cluster="dgx-h100",
+        nodes=1,
+        precision="fp8-mixed",
+        micro_batch=1,
+        seq_len=4096,
+        grad_accum=16,
+        attention="sdpa",
+        dp=8,
+    ),
     "nemo2407-pretrain-llama2-13b": dict(
-        model="llama-2-13b", cluster="dgx-h100", nodes=2, precision="fp8-mixed", micro_batch=1, seq_len=4096,
-        grad_accum=32, attention="sdpa", dp=4, pp=4, schedule="interleaved", virtual_stages=10),
+        model="llama-2-13b",
+        cluster="dgx-h100",
+        nodes=2,
+        precision="fp8-mixed",
+        micro_batch=1,
+        seq_len=4096,
+        grad_accum=32,
+        attention="sdpa",
+        dp=4,
+        pp=4,
+        schedule="interleaved",
+        virtual_stages=10,
+    ),
     "nemo2407-pretrain-llama2-70b": dict(
-        model="llama-2-70b", cluster="dgx-h100", nodes=8, precision="fp8-mixed", micro_batch=1, seq_len=4096,
-        grad_accum=32, attention="sdpa", dp=4, tp=4, pp=4, sequence_parallel=True, schedule="interleaved",
-        virtual_stages=20),
+        model="llama-2-70b",
+        cluster="dgx-h100",
+        nodes=8,
+        precision="fp8-mixed",
+        micro_batch=1,
+        seq_len=4096,
+        grad_accum=32,
+        attention="sdpa",
+        dp=4,
+        tp=4,
+        pp=4,
+        sequence_parallel=True,
+        schedule="interleaved",
+        virtual_stages=20,
+    ),
     "nemo2407-pretrain-llama3-8b": dict(
-        model="llama-3-8b", cluster="dgx-h100", nodes=1, precision="fp8-mixed", micro_batch=1, seq_len=8192,
-        grad_accum=32, attention="sdpa", dp=4, cp=2),
+        model="llama-3-8b",
+        cluster="dgx-h100",
+        nodes=1,
+        precision="fp8-mixed",
+        micro_batch=1,
+        seq_len=8192,
+        grad_accum=32,
+        attention="sdpa",
+        dp=4,
+        cp=2,
+    ),
     "nemo2407-pretrain-llama3-70b": dict(
-        model="llama-3-70b", cluster="dgx-h100", nodes=8, precision="fp8-mixed", micro_batch=1, seq_len=8192,
-        grad_accum=64, attention="sdpa", dp=2, tp=4, pp=4, cp=2, sequence_parallel=True,
-        schedule="interleaved", virtual_stages=5),
+        model="llama-3-70b",
+        cluster="dgx-h100",
+        nodes=8,
+        precision="fp8-mixed",
+        micro_batch=1,
+        seq_len=8192,
+        grad_accum=64,
+        attention="sdpa",
+        dp=2,
+        tp=4,
+        pp=4,
+        cp=2,
+        sequence_parallel=True,
+        schedule="interleaved",
+        virtual_stages=5,
+    ),
     "nemo2407-pretrain-gpt3-175b": dict(
-        model="gpt-3-175b", cluster="dgx-h100", nodes=16, precision="fp8-mixed", micro_batch=1, seq_len=2048,
-        grad_accum=64, attention="sdpa", dp=4, tp=4, pp=8, sequence_parallel=True, schedule="interleaved",
-        virtual_stages=6),
+        model="gpt-3-175b",
+        cluster="dgx-h100",
+        nodes=16,
+        precision="fp8-mixed",
+        micro_batch=1,
+        seq_len=2048,
+        grad_accum=64,
+        attention="sdpa",
+        dp=4,
+        tp=4,
+        pp=8,
+        sequence_parallel=True,
+        schedule="interleaved",
+        virtual_stages=6,
+    ),
     "megatronbridge-2511-dgx-h100-llama3_8b": dict(
-        model="llama-3-8b", cluster="dgx-h100", nodes=1, precision="fp8-mixed", micro_batch=1, seq_len=8192,
-        grad_accum=16, attention="sdpa", dp=8),
+        model="llama-3-8b",
+        cluster="dgx-h100",
+        nodes=1,
+        precision="fp8-mixed",
+        micro_batch=1,
+        seq_len=8192,
+        grad_accum=16,
+        attention="sdpa",
+        dp=8,
+    ),
     "megatronbridge-2511-dgx-h100-llama3_70b": dict(
-        model="llama-3-70b", cluster="dgx-h100", nodes=8, precision="fp8-mixed", micro_batch=1, seq_len=8192,
-        grad_accum=64, attention="sdpa", dp=2, tp=4, pp=8, sequence_parallel=True, schedule="interleaved",
-        virtual_stages=5),
+        model="llama-3-70b",
+        cluster="dgx-h100",
+        nodes=8,
+        precision="fp8-mixed",
+        micro_batch=1,
+        seq_len=8192,
+        grad_accum=64,
+        attention="sdpa",
+        dp=2,
+        tp=4,
+        pp=8,
+        sequence_parallel=True,
+        schedule="interleaved",
+        virtual_stages=5,
+    ),
     "megatronbridge-2511-dgx-b200-llama3_8b": dict(
-        model="llama-3-8b", cluster="dgx-b200", nodes=1, precision="fp8-mixed", micro_batch=2, seq_len=8192,
-        grad_accum=8, attention="sdpa", dp=8),
+        model="llama-3-8b",
+        cluster="dgx-b200",
+        nodes=1,
+        precision="fp8-mixed",
+        micro_batch=2,
+        seq_len=8192,
+        grad_accum=8,
+        attention="sdpa",
+        dp=8,
+    ),
 }
 
 
@@ -126,14 +238,32 @@ def refresh() -> None:
             cases.append(_foundry(row))
         elif row["id"] == "megatron-readme-2021-gpt3-step_time_s":
             cases.append(
-                dict(id=row["id"], source=row["source"], model="gpt-3-175b", cluster="dgx-a100-80gb", nodes=128,
-                     precision="fp16-mixed", micro_batch=1, seq_len=2048, grad_accum=192, recompute="full",
-                     attention="eager", dp=8, tp=8, pp=16, metric="step_time_s", value=row["value"],
-                     fully_specified=True, notes="schedule not stated: 1F1B")
+                dict(
+                    id=row["id"],
+                    source=row["source"],
+                    model="gpt-3-175b",
+                    cluster="dgx-a100-80gb",
+                    nodes=128,
+                    precision="fp16-mixed",
+                    micro_batch=1,
+                    seq_len=2048,
+                    grad_accum=192,
+                    recompute="full",
+                    attention="eager",
+                    dp=8,
+                    tp=8,
+                    pp=16,
+                    metric="step_time_s",
+                    value=row["value"],
+                    fully_specified=True,
+                    notes="schedule not stated: 1F1B",
+                )
             )
         else:
-            reason = "the same run as the step_time_s row" if row["id"].startswith("megatron-readme-2021") else (
-                "configuration not published (trust B/C: layout, micro-batch or precision not stated)"
+            reason = (
+                "the same run as the step_time_s row"
+                if row["id"].startswith("megatron-readme-2021")
+                else ("configuration not published (trust B/C: layout, micro-batch or precision not stated)")
             )
             skipped.append({"id": row["id"], "reason": reason})
     for line in (SHARED / "measured.jsonl").read_text().splitlines():
@@ -142,8 +272,12 @@ def refresh() -> None:
             continue
         if row["id"] in MEASURED:
             entry = {"id": row["id"], "source": row["source"], **MEASURED[row["id"]]}
-            entry.update(metric=row["metric"], value=float(row["value"]), fully_specified=False,
-                         notes=f"measured.jsonl trust {row['trust']}")
+            entry.update(
+                metric=row["metric"],
+                value=float(row["value"]),
+                fully_specified=False,
+                notes=f"measured.jsonl trust {row['trust']}",
+            )
             cases.append(entry)
         else:
             skipped.append({"id": row["id"], "reason": _measured_reason(row)})
@@ -169,17 +303,25 @@ def fit() -> None:
 
     cases, _ = load_cases()
     for arch in ("Ampere", "Hopper"):
-        chosen = [c for c in cases if c.cluster.accelerator.architecture == arch and c.cluster.num_gpus == 8
-                  and c.job.precision.value == "bf16-mixed" and c.model_id.startswith("mpt-")]
+        chosen = [
+            c
+            for c in cases
+            if c.cluster.accelerator.architecture == arch
+            and c.cluster.num_gpus == 8
+            and c.job.precision.value == "bf16-mixed"
+            and c.model_id.startswith("mpt-")
+        ]
         best = None
-        for k in range(45, 101):
+        for k in range(55, 96):
             ct.SUSTAINED_FRACTION[arch] = k / 100
             med = statistics.median(abs(compare(c).error_pct) for c in chosen)
             if best is None or med < best[1]:
                 best = (k / 100, med)
         assert best is not None
         ct.SUSTAINED_FRACTION[arch] = best[0]
-        print(f"{arch}: sustained fraction {best[0]:.2f} (median |error| {best[1]:.1f} % on {len(chosen)} rows)")
+        print(
+            f"{arch}: sustained fraction {best[0]:.2f} (median |error| {best[1]:.1f} % on {len(chosen)} rows)"
+        )
 
 
 def speed(cases) -> dict[str, float]:
@@ -191,14 +333,35 @@ def speed(cases) -> dict[str, float]:
     for _ in range(runs):
         estimate_time(case.model, case.job, case.layout, case.cluster)
     per = (time.perf_counter() - start) / runs
-    cmd = [sys.executable, "-m", "llmplan", "train", "llama-3.1-70b", "--nodes", "4", "--tp", "8", "--pp", "2",
-           "--grad-accum", "8", "--tokens", "1T", "--json"]
+    cmd = [
+        sys.executable,
+        "-m",
+        "llmplan",
+        "train",
+        "llama-3.1-70b",
+        "--nodes",
+        "4",
+        "--tp",
+        "8",
+        "--pp",
+        "2",
+        "--grad-accum",
+        "8",
+        "--tokens",
+        "1T",
+        "--json",
+    ]
     walls = []
     for _ in range(3):
         t0 = time.perf_counter()
         subprocess.run(cmd, check=True, capture_output=True, env={"PYTHONPATH": str(ROOT / "src")})
         walls.append(time.perf_counter() - t0)
-    return {"estimate_ms": per * 1e3, "case": case.id, "cli_wall_s": min(walls), "cli_command": " ".join(cmd[1:])}
+    return {
+        "estimate_ms": per * 1e3,
+        "case": case.id,
+        "cli_wall_s": min(walls),
+        "cli_command": " ".join(cmd[1:]),
+    }
 
 
 def main() -> None:
@@ -217,15 +380,23 @@ def main() -> None:
     fast = speed(cases)
     (ROOT / "benchmarks" / "results" / "time_speed.json").write_text(json.dumps(fast, indent=1) + "\n")
     (ROOT / "docs" / "accuracy-time.md").write_text(render(comps, skipped, fast))
-    primary = [c.error_pct for c in comps if c.case.fully_specified and c.case.metric == "tokens_per_s_per_gpu"]
+    primary = [
+        c.error_pct for c in comps if c.case.fully_specified and c.case.metric == "tokens_per_s_per_gpu"
+    ]
     stats = ErrorStats.of(primary)
     result = {
         "cases": len(comps),
-        "fully_specified_tokens_per_s": stats.__dict__ if stats else None,
+        "fully_specified_tokens_per_s": dataclasses.asdict(stats) if stats else None,
         "spearman": spearman(comps),
         "rows": [
-            {"id": c.case.id, "measured": c.case.measured, "predicted": c.predicted, "error_pct": c.error_pct,
-             "seed_rule_pct": c.seed_rule_pct, "llm_analysis_pct": c.llm_analysis_pct}
+            {
+                "id": c.case.id,
+                "measured": c.case.measured,
+                "predicted": c.predicted,
+                "error_pct": c.error_pct,
+                "seed_rule_pct": c.seed_rule_pct,
+                "llm_analysis_pct": c.llm_analysis_pct,
+            }
             for c in comps
         ],
     }

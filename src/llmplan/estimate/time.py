@@ -26,8 +26,8 @@ from llmplan.breakdown import Breakdown, Term, Unit
 from llmplan.estimate.time_comms import StageComms, dp_calls, stage_calls
 from llmplan.estimate.training import adapted_linears
 from llmplan.formulas import compute_time as ct
-from llmplan.formulas.flops import Pass, Shard, StepOps, model_flops_per_token, step_ops
-from llmplan.formulas.layout_comms import Overlap
+from llmplan.formulas.flops import Pass, Shard, StepOps, layer_kinds, model_flops_per_token, step_ops
+from llmplan.formulas.layout_comms import OVERLAP_CONTENTION, Overlap
 from llmplan.formulas.model_states import ModelStates, model_states, stage_layers, trainable_split
 from llmplan.formulas.pipeline import PipelineTime, StageTime, check_schedule, pipeline_time
 from llmplan.specs.hardware import Cluster
@@ -112,9 +112,11 @@ def estimate_time(model: ModelSpec, job: TrainingJob, layout: Layout, cluster: C
     ranges = stage_layers(model.num_hidden_layers, layout.pp)
     stages: list[_Stage] = []
     memo: dict[tuple[object, ...], _Stage] = {}
+    kind_of = layer_kinds(model)[1]
     for i, layers in enumerate(ranges):
         first, last = i == 0, i == layout.pp - 1
-        key = (tuple(id(model.layers[j]) for j in layers), first, last, layers.start == 0)
+        # stages that run the same blocks at the same place in the model cost the same
+        key = (tuple(kind_of[j] for j in layers), first, last, layers.start == 0, _frozen(job, layers))
         if key not in memo:
             memo[key] = _stage(model, job, layout, cluster, layers, first, last, dtype)
         stages.append(memo[key])
@@ -134,6 +136,13 @@ def estimate_time(model: ModelSpec, job: TrainingJob, layout: Layout, cluster: C
     return _assemble(model, job, layout, cluster, stages, slow, pipe, states, dtype)
 
 
+def _frozen(job: TrainingJob, layers: range) -> int:
+    """Frozen leading layers (method FREEZE) inside `layers`."""
+    return (
+        max(0, min(layers.stop, job.peft.freeze_layers) - layers.start) if job.method is Method.FREEZE else 0
+    )
+
+
 def _stage(model, job, layout, cluster, layers, first, last, dtype) -> _Stage:
     acc = cluster.accelerator
     shard = Shard(tp=layout.tp, cp=layout.cp, ep=layout.ep)
@@ -142,8 +151,9 @@ def _stage(model, job, layout, cluster, layers, first, last, dtype) -> _Stage:
     attn_dtype = "bf16" if dtype == "fp8" else dtype
     by_pass = {p: 0.0 for p in Pass}
     gemm_s = attn_s = 0.0
+    pricer = ct.GemmPricer(acc, gemm_dtype)
     for g in ops.gemms:
-        t = ct.gemm_time(g, acc, gemm_dtype)
+        t = pricer.seconds(g)
         by_pass[g.step] += t
         gemm_s += t if g.step is not Pass.RECOMPUTE else 0.0
     seq = job.seq_len
@@ -173,7 +183,7 @@ def _stage(model, job, layout, cluster, layers, first, last, dtype) -> _Stage:
         if job.method in (Method.FULL, Method.PROMPT, Method.PTUNING):
             mem_bwd += ct.memory_time(model.vocab_size * model.hidden_size / layout.tp * 4, acc)
     recompute = by_pass[Pass.RECOMPUTE] + (mem_fwd if job.recompute is Recompute.FULL else 0.0)
-    comm = stage_calls(model, job, layout, cluster, layers, first, last, tokens, act_bytes, attn_fwd)
+    comm = stage_calls(model, job, layout, cluster, ops.blocks, first, last, tokens, act_bytes, attn_fwd)
     fwd = by_pass[Pass.FORWARD] + mem_fwd
     bwd = by_pass[Pass.INPUT_GRAD] + by_pass[Pass.WEIGHT_GRAD] + mem_bwd
     time = StageTime(
@@ -206,30 +216,37 @@ def _assemble(
                 _SOURCE,
             )
         )
+    hide_of = {
+        Overlap.NONE: 0.0,
+        Overlap.FORWARD: fwd_compute,
+        Overlap.BACKWARD: bwd_compute,
+        Overlap.LAST_BACKWARD: bwd_compute,
+        Overlap.ATTENTION: 0.0,
+    }
+    # collectives that hide behind the same compute share it: the window exposes max(first unit, Σ − compute)
+    window_total: dict[Overlap, float] = {}
+    window_first: dict[Overlap, float] = {}
+    seconds = {id(call): call.seconds() for call in calls}
     for call in calls:
-        per = call.seconds()
+        window_total[call.overlap] = window_total.get(call.overlap, 0.0) + seconds[id(call)]
+        window_first[call.overlap] = max(window_first.get(call.overlap, 0.0), call.first_unit_s)
+    for call in calls:
+        per = seconds[id(call)]
         repeats = m if call.per_micro_batch else 1
-        hide = {
-            Overlap.NONE: 0.0,
-            Overlap.FORWARD: fwd_compute,
-            Overlap.BACKWARD: bwd_compute,
-            Overlap.LAST_BACKWARD: bwd_compute,
-            Overlap.ATTENTION: 0.0,
-        }[call.overlap]
-        exposed_one = per if call.overlap is Overlap.NONE else max(call.first_unit_s, per - hide)
-        exposed_one = min(per, exposed_one)
-        comm_terms.append(_comm_term(call.name, per * repeats, exposed_one * repeats, call.one()))
-        exposed_terms.append(
-            Term(
-                f"comm.{call.name}",
-                exposed_one * repeats,
-                Unit.SECONDS,
-                f"{repeats} × max(first unit {call.first_unit_s:.6f} s, {per:.6f} s − {hide:.6f} s hidden)"
-                if call.overlap is not Overlap.NONE
-                else f"{repeats} × {per:.6f} s (not overlapped)",
-                _SOURCE,
+        if call.overlap is Overlap.NONE:
+            exposed_one, formula = per, f"{repeats} × {per:.6f} s (not overlapped)"
+        else:
+            total, hide = window_total[call.overlap], hide_of[call.overlap]
+            window = min(total, max(window_first[call.overlap], total - hide))
+            share = per / total if total else 0.0
+            hidden = (total - window) * share
+            exposed_one = window * share + OVERLAP_CONTENTION * hidden
+            formula = (
+                f"{repeats} × ({share:.2f} of max(first unit, {total:.6f} s − {hide:.6f} s of "
+                f"{call.overlap.value} compute) + {OVERLAP_CONTENTION:g} × {hidden:.6f} s hidden)"
             )
-        )
+        comm_terms.append(_comm_term(call.name, per * repeats, exposed_one * repeats, call.one()))
+        exposed_terms.append(Term(f"comm.{call.name}", exposed_one * repeats, Unit.SECONDS, formula, _SOURCE))
     optimizer_s, offload_s, opt_formula = _optimizer(job, layout, cluster, states, bwd_compute)
     busy_compute = m * slow.compute_s
     recompute = m * slow.recompute_s

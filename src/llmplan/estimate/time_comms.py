@@ -16,7 +16,7 @@ from llmplan.formulas.layout_comms import DDP_BUCKET_BYTES, CommCall, Overlap, b
 from llmplan.formulas.model_states import MIXED, ModelStates
 from llmplan.formulas.topology import comm_group
 from llmplan.specs.hardware import Cluster
-from llmplan.specs.model import Group, ModelSpec, TpSplit
+from llmplan.specs.model import Block, Group, ModelSpec, TpSplit
 from llmplan.specs.training import FsdpStrategy, Layout, OffloadTarget, Precision, Recompute, TrainingJob
 
 
@@ -39,7 +39,7 @@ def stage_calls(
     job: TrainingJob,
     layout: Layout,
     cluster: Cluster,
-    layers,
+    blocks: tuple[tuple[Block, int], ...],
     first: bool,
     last: bool,
     tokens: int,
@@ -50,9 +50,9 @@ def stage_calls(
     fwd = bwd = 0.0
     items: list[tuple[str, float, float]] = []
     h = model.hidden_size
-    n_layers = len(layers)
+    n_layers = sum(n for _, n in blocks)
     if layout.tp > 1:
-        syncs = sum(_tp_syncs(model, model.layers[j]) for j in layers)
+        syncs = sum(_tp_syncs(model, block) * n for block, n in blocks)
         msg = tokens * h * act_bytes
         grp = _group(cluster, layout.tp, 1, Collective.ALL_REDUCE)
         if layout.sequence_parallel:
@@ -86,7 +86,7 @@ def stage_calls(
         bwd += exp_b
         items.append(("cp_ring_p2p", ring_f + ring_b, exp_f + exp_b))
     if layout.ep > 1 and model.moe is not None:
-        moe_layers = sum(1 for j in layers if model.layers[j].moe)
+        moe_layers = sum(n for block, n in blocks if block.moe)
         msg = tokens * model.moe.experts_per_token * h * act_bytes
         grp = _group(cluster, layout.ep, layout.tp * layout.cp, Collective.ALL_TO_ALL)
         one = collective_time("ep", Collective.ALL_TO_ALL, msg, grp).value
@@ -106,7 +106,7 @@ def stage_calls(
     return StageComms(fwd, bwd, tuple(items))
 
 
-def _tp_syncs(model: ModelSpec, block) -> int:
+def _tp_syncs(model: ModelSpec, block: Block) -> int:
     """All-reduces per layer forward: one per block part (attention, MLP) that ends in a row-parallel linear;
     one when attention and MLP run in parallel and are summed before the reduction."""
     parts = {lin.group is Group.ATTENTION for lin in block.linears if lin.tp is TpSplit.ROW}

@@ -36,16 +36,17 @@ every dtype of the architecture (no published fp8 MAMF)."""
 MAMF_FRACTION_DEFAULT = 0.80
 """Architectures without a MAMF measurement: 0.80, the GH200 / H100 SXM figures of the same table (83.0 %,
 80.1 %), a stated assumption."""
-SUSTAINED_FRACTION = {"Ampere": 0.79, "Hopper": 0.66}
+SUSTAINED_FRACTION = {"Ampere": 0.82, "Hopper": 0.71}
 """Achieved / MAMF of the GEMMs inside a whole training step, by architecture: what a burst of one GEMM shape
 (MAMF) does not see — clocks sustained at the power limit for minutes, NCCL kernels of the overlapped
-collectives sharing SMs and HBM, eager-mode gaps between kernels. Fitted (one value per architecture, the
-only fitted constants of the time model) on the 8-GPU bf16 rows of llm-foundry's benchmark table (A100: 105
-rows, H100: 37; `python benchmarks/time_accuracy.py --fit`) and checked on the rows left out (multi-node, fp8,
-Megatron) in docs/accuracy-time.md. A100: 0.859 × 0.79 = 0.68 of peak (212 TFLOP/s), H100: 0.801 × 0.66 = 0.53
-(524 TFLOP/s) — in line with the 50-60 % MFU Megatron-LM reports on A100 (Narayanan et al. 2021, table 1)
-and the ~45 % on H100 (Megatron-LM README, 2023-24)."""
-SUSTAINED_FRACTION_DEFAULT = 0.66
+collectives sharing SMs and HBM beyond what `layout_comms.OVERLAP_CONTENTION` charges, eager-mode gaps
+between kernels. Fitted (with OVERLAP_CONTENTION, the only fitted constants of the time model) on the 8-GPU
+bf16 rows of llm-foundry's benchmark table (A100: 105 rows, H100: 37; `python benchmarks/time_accuracy.py
+--fit`) and checked on the rows left out (multi-node, fp8, Megatron, NeMo, torchtitan) in
+docs/accuracy-time.md. A100: 0.859 × 0.82 = 0.70 of peak (220 TFLOP/s), H100: 0.801 × 0.71 = 0.57 (562
+TFLOP/s) — in line with the 50–60 % MFU Megatron-LM reports on A100 (Narayanan et al. 2021, table 1) and the
+~45 % on H100 (Megatron-LM README)."""
+SUSTAINED_FRACTION_DEFAULT = 0.71
 """Architectures not fitted: the Hopper value (the lower of the two, a stated assumption)."""
 GEMM_TILE = 128
 """Output tile edge of cuBLAS's large-GEMM kernels (128 × 128 / 128 × 256 CTA tiles on Ampere and Hopper;
@@ -97,14 +98,30 @@ def tile_efficiency(m: int, n: int, k: int) -> float:
 def gemm_time(g: Gemm, acc: Accelerator, dtype: str) -> float:
     """Seconds of `g.count` GEMMs of shape (m × k)·(k × n) in `dtype` (module docstring); fp8 GEMMs also cast
     both 16-bit inputs (read 2 B, write 1 B per element: Transformer Engine / torchao float8 casts)."""
-    peak = acc.peak_flops(dtype) * training_gemm_fraction(acc) * tile_efficiency(g.m, g.n, g.k)
-    nbytes = DTYPE_BYTES[dtype] * (g.m * g.k + g.k * g.n) + 2 * g.m * g.n
-    if dtype == "fp8":
-        nbytes += 3 * (g.m * g.k + g.k * g.n)
-    one = max(
-        2.0 * g.m * g.n * g.k / peak, nbytes / (acc.memory_bandwidth_bytes_per_s * HBM_BANDWIDTH_FRACTION)
-    )
-    return g.count * max(one, KERNEL_MIN_S)
+    return GemmPricer(acc, dtype).seconds(g)
+
+
+class GemmPricer:
+    """`gemm_time` with the accelerator's rates looked up once (an estimate prices a few dozen GEMMs)."""
+
+    __slots__ = ("flops_per_s", "bytes_per_s", "in_bytes")
+
+    def __init__(self, acc: Accelerator, dtype: str) -> None:
+        self.flops_per_s = acc.peak_flops(dtype) * training_gemm_fraction(acc)
+        self.bytes_per_s = acc.memory_bandwidth_bytes_per_s * HBM_BANDWIDTH_FRACTION
+        self.in_bytes = DTYPE_BYTES[dtype] + (3 if dtype == "fp8" else 0)
+
+    def seconds(self, g: Gemm) -> float:
+        m, n, k = g.m, g.n, g.k
+        padded = (
+            -(-m // GEMM_TILE)
+            * GEMM_TILE
+            * (-(-n // GEMM_TILE) * GEMM_TILE)
+            * (-(-k // GEMM_TILE_K) * GEMM_TILE_K)
+        )
+        compute = 2.0 * padded / self.flops_per_s
+        memory = (self.in_bytes * (m * k + k * n) + 2 * m * n) / self.bytes_per_s
+        return g.count * max(compute, memory, KERNEL_MIN_S)
 
 
 def flash_efficiency(acc: Accelerator, seq_len: int) -> float:

@@ -38,6 +38,14 @@ from enum import Enum
 from llmplan.breakdown import Term
 from llmplan.formulas.comms import Collective, CommGroup, collective_time
 
+OVERLAP_CONTENTION = 0.5
+"""Seconds of compute lost per second of a collective that runs under it: NCCL's kernels take SMs (one per
+channel, up to 32 of 108 / 132) and HBM bandwidth (every byte sent is read, every byte received written) from
+the GEMMs they overlap (the interference that compute-communication fusion work such as Jangda et al. 2022,
+"Breaking the Computation and Communication Abstraction Barrier", ASPLOS, sets out to remove). Fitted jointly
+with `compute_time.SUSTAINED_FRACTION` on the 8-GPU llm-foundry rows (0.4–0.8 fit equally well; 0.5 is the
+middle); with FSDP the overlapped share of a step grows as the micro-batch shrinks, which is what it
+reproduces (MPT-70B on 32 H100: micro-batch 2 is 15 % slower per token than micro-batch 8)."""
 DDP_BUCKET_BYTES = 25 * 2**20
 """torch DistributedDataParallel `bucket_cap_mb=25` (torch/nn/parallel/distributed.py)."""
 

@@ -74,7 +74,9 @@ def _stats_line(label: str, errors: Sequence[float]) -> str:
 
 def _describe(c: TimeComparison) -> str:
     j, lay = c.case.job, c.case.layout
-    par = f"dp{lay.dp}" + "".join(f" {k}{v}" for k, v in (("tp", lay.tp), ("pp", lay.pp), ("cp", lay.cp)) if v > 1)
+    par = f"dp{lay.dp}" + "".join(
+        f" {k}{v}" for k, v in (("tp", lay.tp), ("pp", lay.pp), ("cp", lay.cp)) if v > 1
+    )
     shard = lay.fsdp.value if lay.fsdp else (f"zero{int(lay.zero)}" if int(lay.zero) else "ddp")
     return (
         f"{j.micro_batch_size}×{j.seq_len}, ga {j.grad_accum_steps}, {j.precision.value}, rc {j.recompute.value}, "
@@ -106,7 +108,8 @@ def render(comps: Sequence[TimeComparison], skipped: Sequence[Skipped], speed: d
         _stats_line("llmplan, the other rows (partly specified, step time)", [c.error_pct for c in other]),
         _stats_line("seed rule, the other rows", [c.seed_rule_pct for c in other]),
         _stats_line(
-            "llm-analysis, the other rows", [c.llm_analysis_pct for c in other if c.llm_analysis_pct is not None]
+            "llm-analysis, the other rows",
+            [c.llm_analysis_pct for c in other if c.llm_analysis_pct is not None],
         ),
         "",
     ]
