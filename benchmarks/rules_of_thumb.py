@@ -23,7 +23,9 @@ write them), GiB = 2^30 in brackets.
 """
 
 
-def _fmt(value: float) -> str:
+def _fmt(value: float, unit: str = "") -> str:
+    if unit:
+        return f"{value:,.1f} {unit}"
     if abs(value) >= 1e6:
         return f"{value / 1e9:,.2f} GB ({value / 2**30:,.2f} GiB)"
     if float(value).is_integer():
@@ -32,7 +34,15 @@ def _fmt(value: float) -> str:
 
 
 def _row(r: RuleCase) -> str:
-    cells = [r.seed, r.rule, r.case, _fmt(r.rule_value), _fmt(r.llmplan_value), f"{r.ratio:.3f}", r.why]
+    cells = [
+        r.seed,
+        r.rule,
+        r.case,
+        _fmt(r.rule_value, r.unit),
+        _fmt(r.llmplan_value, r.unit),
+        f"{r.ratio:.3f}",
+        r.why,
+    ]
     return "| " + " | ".join(c.replace("|", "\\|") for c in cells) + " |"
 
 

@@ -7,7 +7,7 @@ training rows are built here; the inference rows (the same `RuleCase`) come from
 
 Seeds (../shared/seeds, Chinese study notes): 000 fine-tuning memory of a 1B fp16 model; 001 the ZeRO paper's
 16 bytes per parameter; 002 Llama-2-7B in fp32; 003 the 4 + 8 + 4 + 8 bytes-per-parameter table and LoRA's
-parameter count.
+parameter count; 000's training time (6 or 8 × N × D at ≤ 50 % utilisation) in `estimate.rules_time`.
 """
 
 from __future__ import annotations
@@ -37,6 +37,8 @@ class RuleCase:
     llmplan_value: float
     why: str
     """Why they agree or differ."""
+    unit: str = ""
+    """Unit of the two values when they are not bytes or counts ("days")."""
 
     @property
     def total(self) -> float:
@@ -220,5 +222,6 @@ def training_rules() -> tuple[RuleCase, ...]:
 def all_rules() -> dict[str, tuple[RuleCase, ...]]:
     """Section title -> rows: "Training" (this module) and "Inference" (estimate.rules_inference)."""
     from llmplan.estimate.rules_inference import inference_rules
+    from llmplan.estimate.rules_time import time_rules
 
-    return {"Training": training_rules(), "Inference": inference_rules()}
+    return {"Training": training_rules(), "Time": time_rules(), "Inference": inference_rules()}
