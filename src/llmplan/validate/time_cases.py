@@ -145,6 +145,17 @@ def load_cases() -> tuple[tuple[TimeCase, ...], tuple[Skipped, ...]]:
     return cases, skipped
 
 
+def in_fit(case: TimeCase) -> bool:
+    """The rows `compute_time.SUSTAINED_FRACTION` and `layout_comms.OVERLAP_CONTENTION` were fitted on: the
+    single-node (8-GPU) bf16 llm-foundry rows; every other row is held out."""
+    return (
+        case.fully_specified
+        and case.model_id.startswith("mpt-")
+        and case.cluster.num_gpus == 8
+        and case.job.precision is Precision.BF16_MIXED
+    )
+
+
 def predicted_value(case: TimeCase, est: TimeEstimate) -> float:
     return est.tokens_per_s_per_gpu if case.metric == TOKENS_PER_S_PER_GPU else est.step_s
 
