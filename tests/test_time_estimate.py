@@ -21,9 +21,11 @@ from llmplan.specs.training import (
     FsdpStrategy,
     Layout,
     Method,
+    OffloadTarget,
     PipelineSchedule,
     Recompute,
     TrainingJob,
+    ZeroStage,
 )
 
 IB = Link("IB NDR 400", 50e9, Direction.UNIDIRECTIONAL)
@@ -247,3 +249,57 @@ def test_cli_cluster_preset_and_unknown_cluster(capsys):
     assert code == 2 and "cluster" in err
     code, _, err = run(capsys, "llama-2-7b", "--cluster", "dgx-h100", "--gpus", "12")
     assert code == 2 and err.startswith("error: gpus")
+
+
+@pytest.mark.parametrize(
+    ("model_id", "job", "layout", "gpus", "collective"),
+    [
+        (
+            "llama-2-7b",
+            TrainingJob(),
+            Layout(dp=16, fsdp=FsdpStrategy.HYBRID_SHARD),
+            16,
+            "comm.hsdp_all_reduce",
+        ),
+        ("llama-2-7b", TrainingJob(), Layout(dp=8, zero=ZeroStage.GRADIENTS), 8, "comm.zero_reduce_scatter"),
+        ("llama-2-7b", TrainingJob(seq_len=8192), Layout(dp=4, cp=2), 8, "comm.cp_ring_p2p"),
+        (
+            "mixtral-8x7b-v0.1",
+            TrainingJob(),
+            Layout(dp=8, ep=8, fsdp=FsdpStrategy.FULL_SHARD),
+            8,
+            "comm.ep_all_to_all",
+        ),
+        (
+            "llama-2-7b",
+            TrainingJob(),
+            Layout(dp=8, zero=ZeroStage.PARAMETERS, offload_params=OffloadTarget.CPU),
+            8,
+            "comm.offload_params_h2d",
+        ),
+    ],
+)
+def test_every_collective_of_the_layout_is_counted(model_id, job, layout, gpus, collective):
+    est = estimate_time(load_model(model_id), job, layout, cluster(gpus))
+    names = {t.name for t in est.comm}
+    assert collective in names, names
+    term = next(t for t in est.comm if t.name == collective)
+    assert term.value > 0
+
+
+def test_optimizer_offload_moves_the_step_to_the_host(llama):
+    on_gpu = estimate_time(llama, TrainingJob(), Layout(dp=8, zero=ZeroStage.OPTIMIZER), cluster(8))
+    lay = Layout(dp=8, zero=ZeroStage.OPTIMIZER, offload_optimizer=OffloadTarget.CPU)
+    offloaded = estimate_time(llama, TrainingJob(), lay, cluster(8))
+    assert on_gpu.step.value("offload_s") == 0 and on_gpu.step.value("optimizer_s") > 0
+    assert offloaded.step.value("optimizer_s") == 0 and offloaded.step.value("offload_s") > 0
+
+
+def test_megatron_overlaps_the_parameter_gather(llama):
+    from llmplan.specs.training import Stack
+
+    deepspeed = estimate_time(llama, TrainingJob(), Layout(dp=8, zero=ZeroStage.OPTIMIZER), cluster(8))
+    megatron = estimate_time(
+        llama, TrainingJob(), Layout(dp=8, zero=ZeroStage.OPTIMIZER, stack=Stack.MEGATRON), cluster(8)
+    )
+    assert megatron.step.value("comm.zero_all_gather") < deepspeed.step.value("comm.zero_all_gather")

@@ -17,7 +17,15 @@ from llmplan.formulas.model_states import MIXED, ModelStates
 from llmplan.formulas.topology import comm_group
 from llmplan.specs.hardware import Cluster
 from llmplan.specs.model import Block, Group, ModelSpec, TpSplit
-from llmplan.specs.training import FsdpStrategy, Layout, OffloadTarget, Precision, Recompute, TrainingJob
+from llmplan.specs.training import (
+    FsdpStrategy,
+    Layout,
+    OffloadTarget,
+    Precision,
+    Recompute,
+    Stack,
+    TrainingJob,
+)
 
 
 def _group(cluster: Cluster, size: int, stride: int, kind: Collective) -> CommGroup:
@@ -161,9 +169,12 @@ def dp_calls(
                 stage == 2,
             )
         )
+        # Megatron-Core's distributed optimizer gathers the updated parameters under the next forward
+        # (`overlap_param_gather`); DeepSpeed gathers them after the step, on the critical path
+        gather_overlap = Overlap.FORWARD if layout.stack is Stack.MEGATRON else Overlap.NONE
         calls.append(
             CommCall(
-                "zero_all_gather", Collective.ALL_GATHER, trainable * w_bytes, ag, 1, Overlap.NONE, False
+                "zero_all_gather", Collective.ALL_GATHER, trainable * w_bytes, ag, 1, gather_overlap, False
             )
         )
         return calls + _offload_calls(job, layout, cluster, params)

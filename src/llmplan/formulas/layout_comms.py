@@ -20,7 +20,8 @@ of 16-bit activations; layers of the GPU's pipeline stage):
   DDP: all-reduce of the gradients once per step in buckets of DDP_BUCKET_BYTES, overlapped with the last
   micro-batch's backward; ZeRO-1: reduce-scatter of the gradients at the last micro-batch, ZeRO-2 at every
   micro-batch (DeepSpeed `overlap_comm`), both overlapped with backward, then an all-gather of the updated
-  16-bit parameters after the step (not overlapped); ZeRO-3 / FSDP: every micro-batch all-gathers every
+  16-bit parameters after the step (DeepSpeed: not overlapped; Megatron-Core overlaps it with the next
+  forward, `overlap_param_gather`); ZeRO-3 / FSDP: every micro-batch all-gathers every
   unit's parameters for forward and again for backward (not again with shard-grad-op, ZeRO-2) and
   reduce-scatters the gradients, prefetched one unit ahead (FSDP `forward_prefetch` / `backward_prefetch`):
   overlapped with the pass's compute except the first unit. HSDP shards inside a node and all-reduces the
