@@ -31,6 +31,8 @@ class Unit(str, Enum):
     """Energy in kilowatt-hours."""
     GPU_HOURS = "gpu_h"
     """GPU-hours: GPUs × hours of wall-clock time."""
+    BYTES_PER_S = "bytes/s"
+    """A bandwidth."""
     RATIO = "ratio"
     """A dimensionless fraction (efficiency, utilisation, overlap)."""
     COUNT = "count"

@@ -23,7 +23,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from llmplan.breakdown import Breakdown, Term, Unit
-from llmplan.estimate.time_comms import StageComms, dp_calls, stage_calls
+from llmplan.estimate.time_comms import StageComms, dp_calls, optimizer_step, stage_calls
+from llmplan.estimate.time_constants import constants
 from llmplan.estimate.training import adapted_linears
 from llmplan.formulas import compute_time as ct
 from llmplan.formulas.flops import Pass, Shard, StepOps, layer_kinds, model_flops_per_token, step_ops
@@ -32,7 +33,7 @@ from llmplan.formulas.model_states import ModelStates, model_states, stage_layer
 from llmplan.formulas.pipeline import PipelineTime, StageTime, check_schedule, pipeline_time
 from llmplan.specs.hardware import Cluster
 from llmplan.specs.model import ModelSpec
-from llmplan.specs.training import Layout, Method, OffloadTarget, Precision, Recompute, TrainingJob
+from llmplan.specs.training import Layout, Method, Precision, Recompute, TrainingJob
 
 COMPUTE_DTYPE = {
     Precision.FP32: "fp32",
@@ -44,12 +45,6 @@ COMPUTE_DTYPE = {
     Precision.FP8_MIXED: "fp8",
 }
 """GEMM dtype per precision (torch keeps fp32 matmuls in fp32 unless TF32 is allowed: `allow_tf32=False`)."""
-HOST_MEMORY_BANDWIDTH_BYTES_PER_S = 200e9
-"""Host DRAM bandwidth a node's CPU optimizer step reaches: two sockets of 8 DDR4-3200 channels (2 × 204.8 GB/s
-nominal, DGX A100's AMD EPYC 7742) at about half of nominal in STREAM; shared by the node's GPUs."""
-NVME_BYTES_PER_S = 5e9
-"""One PCIe 4.0 NVMe drive per GPU (ZeRO-Infinity's layout): ~7 GB/s read, ~4 GB/s write sequential
-(Samsung PM1733 datasheet); the mean of the two directions."""
 _SOURCE = "estimate.time (roofline + α–β collectives + pipeline schedule)"
 
 
@@ -247,7 +242,7 @@ def _assemble(
             )
         comm_terms.append(_comm_term(call.name, per * repeats, exposed_one * repeats, call.one()))
         exposed_terms.append(Term(f"comm.{call.name}", exposed_one * repeats, Unit.SECONDS, formula, _SOURCE))
-    optimizer_s, offload_s, opt_formula = _optimizer(job, layout, cluster, states, bwd_compute)
+    optimizer_s, offload_s, opt_formula = optimizer_step(job, layout, cluster, states, bwd_compute)
     busy_compute = m * slow.compute_s
     recompute = m * slow.recompute_s
     stage_comm_exposed = pipe.busy_s - busy_compute - recompute
@@ -334,83 +329,4 @@ def _comm_term(name: str, total: float, exposed: float, one: Term | None = None)
     formula = one.formula if one is not None else "per micro-batch sum"
     return Term(
         f"comm.{name}", total, Unit.SECONDS, formula, one.source if one is not None else _SOURCE, parts
-    )
-
-
-def _optimizer(job, layout, cluster, states: ModelStates, bwd_compute: float) -> tuple[float, float, str]:
-    acc = cluster.accelerator
-    step_bytes = 2 * (states.master_weights_bytes + states.optimizer_states_bytes) + states.gradients_bytes
-    step_bytes += states.weights_bytes if states.master_weights_bytes else 0
-    if layout.offload_optimizer is OffloadTarget.NONE:
-        t = ct.memory_time(step_bytes, acc)
-        return (
-            t,
-            0.0,
-            f"{step_bytes:,.0f} B / ({acc.memory_bandwidth_bytes_per_s / 1e9:.0f} GB/s × {ct.HBM_BANDWIDTH_FRACTION})",
-        )
-    host = acc.host.one_way_bytes_per_s if acc.host is not None else 32e9
-    grads16 = states.trainable_on_rank * 2
-    down = max(0.0, grads16 / host - bwd_compute)
-    up = grads16 / host
-    cpu_bytes = states.trainable_on_rank * (2 * 16 + 4)
-    cpu = cpu_bytes / (HOST_MEMORY_BANDWIDTH_BYTES_PER_S / cluster.gpus_per_node)
-    if layout.offload_optimizer is OffloadTarget.NVME:
-        cpu += states.trainable_on_rank * 2 * 12 / NVME_BYTES_PER_S
-    return 0.0, down + cpu + up, "offloaded: step on the host"
-
-
-def constants(acc) -> tuple[Term, ...]:
-    """The constants of the time model, each with its source (what --explain lists)."""
-    from llmplan.formulas.comms import NCCL_BASE_LATENCY_S
-
-    return (
-        Term(
-            "mamf_fraction",
-            ct.mamf_fraction(acc),
-            Unit.RATIO,
-            f"{acc.architecture}",
-            "stas00/ml-engineering MAMF table",
-        ),
-        Term(
-            "hbm_bandwidth_fraction",
-            ct.HBM_BANDWIDTH_FRACTION,
-            Unit.RATIO,
-            "achieved / peak HBM",
-            "formulas.roofline",
-        ),
-        Term(
-            "flash_efficiency",
-            ct.FLASH_EFFICIENCY.get(acc.architecture, ct.FLASH_EFFICIENCY_DEFAULT),
-            Unit.RATIO,
-            f"η_max · s/(s + {ct.FLASH_HALF_SEQ})",
-            "FlashAttention-2 fig. 4; FlashAttention-3 fig. 5-6",
-        ),
-        Term(
-            "gemm_tile",
-            ct.GEMM_TILE,
-            Unit.COUNT,
-            f"tile {ct.GEMM_TILE}², K step {ct.GEMM_TILE_K}",
-            "NVIDIA Matrix Multiplication Background",
-        ),
-        Term(
-            "kernel_min_s",
-            ct.KERNEL_MIN_S,
-            Unit.SECONDS,
-            "shortest kernel (launch)",
-            "PyTorch CUDA-graphs blog 2021",
-        ),
-        Term(
-            "nccl_base_latency_s",
-            NCCL_BASE_LATENCY_S,
-            Unit.SECONDS,
-            "per collective call",
-            "NCCL src/graph/tuning.cc",
-        ),
-        Term(
-            "loss_bytes_per_logit",
-            ct.LOSS_BYTES_PER_LOGIT,
-            Unit.BYTES,
-            "fp32 upcast loss",
-            "transformers ForCausalLMLoss",
-        ),
     )

@@ -10,6 +10,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from llmplan.errors import SpecError
+from llmplan.formulas import compute_time as ct
 from llmplan.formulas.comms import Collective, CommGroup, collective_time
 from llmplan.formulas.flops import Pass, StepOps
 from llmplan.formulas.layout_comms import DDP_BUCKET_BYTES, CommCall, Overlap, bucketed
@@ -26,6 +27,13 @@ from llmplan.specs.training import (
     Stack,
     TrainingJob,
 )
+
+HOST_MEMORY_BANDWIDTH_BYTES_PER_S = 200e9
+"""Host DRAM bandwidth a node's CPU optimizer step reaches: two sockets of 8 DDR4-3200 channels (2 × 204.8 GB/s
+nominal, DGX A100's AMD EPYC 7742) at about half of nominal in STREAM; shared by the node's GPUs."""
+NVME_BYTES_PER_S = 5e9
+"""One PCIe 4.0 NVMe drive per GPU (ZeRO-Infinity's layout): ~7 GB/s read, ~4 GB/s write sequential
+(Samsung PM1733 datasheet); the mean of the two directions."""
 
 
 def _group(cluster: Cluster, size: int, stride: int, kind: Collective) -> CommGroup:
@@ -245,3 +253,31 @@ def _offload_calls(job: TrainingJob, layout: Layout, cluster: Cluster, params: i
     return [
         CommCall("offload_params_h2d", Collective.P2P, params * 2, grp, 2, Overlap.FORWARD, True),
     ]
+
+
+def optimizer_step(
+    job: TrainingJob, layout: Layout, cluster: Cluster, states: ModelStates, bwd_compute: float
+) -> tuple[float, float, str]:
+    """(optimizer_s, offload_s, formula): on the GPU the step streams master weights, states, gradients and
+    16-bit weights through HBM once; offloaded (ZeRO-Offload) the 16-bit gradients go down during backward,
+    the host updates at HOST_MEMORY_BANDWIDTH_BYTES_PER_S per node (NVMe swaps the states at NVME_BYTES_PER_S)
+    and the 16-bit parameters come back."""
+    acc = cluster.accelerator
+    step_bytes = 2 * (states.master_weights_bytes + states.optimizer_states_bytes) + states.gradients_bytes
+    step_bytes += states.weights_bytes if states.master_weights_bytes else 0
+    if layout.offload_optimizer is OffloadTarget.NONE:
+        t = ct.memory_time(step_bytes, acc)
+        return (
+            t,
+            0.0,
+            f"{step_bytes:,.0f} B / ({acc.memory_bandwidth_bytes_per_s / 1e9:.0f} GB/s × {ct.HBM_BANDWIDTH_FRACTION})",
+        )
+    host = acc.host.one_way_bytes_per_s if acc.host is not None else 32e9
+    grads16 = states.trainable_on_rank * 2
+    down = max(0.0, grads16 / host - bwd_compute)
+    up = grads16 / host
+    cpu_bytes = states.trainable_on_rank * (2 * 16 + 4)
+    cpu = cpu_bytes / (HOST_MEMORY_BANDWIDTH_BYTES_PER_S / cluster.gpus_per_node)
+    if layout.offload_optimizer is OffloadTarget.NVME:
+        cpu += states.trainable_on_rank * 2 * 12 / NVME_BYTES_PER_S
+    return 0.0, down + cpu + up, "offloaded: step on the host"
