@@ -1,7 +1,7 @@
 """Accuracy of the training-time estimate against published speeds: docs/accuracy-time.md.
 
     python benchmarks/time_accuracy.py            # estimate every case, write the page and the results
-    python benchmarks/time_accuracy.py --refresh  # rebuild src/llmplan/validate/time_cases.json from ../shared/data
+    python benchmarks/time_accuracy.py --refresh  # rebuild validate/time_cases.json from ../shared/data (--shared)
     python benchmarks/time_accuracy.py --fit      # refit the sustained GEMM fraction per architecture
 
 The llm-analysis column needs `pip install --no-deps llm-analysis==0.2.2 fire termcolor`.
@@ -262,10 +262,10 @@ def _foundry(row: dict) -> dict[str, object]:
     }
 
 
-def refresh() -> None:
+def refresh(shared: Path) -> None:
     cases: list[dict[str, object]] = []
     skipped: list[dict[str, str]] = []
-    for line in (SHARED / "throughput.jsonl").read_text().splitlines():
+    for line in (shared / "throughput.jsonl").read_text().splitlines():
         row = json.loads(line)
         if row["metric"] in ("ttft_ms", "tpot_ms", "output_tokens_per_s_total"):
             continue  # serving rows: docs/accuracy-inference.md
@@ -301,7 +301,7 @@ def refresh() -> None:
                 else ("configuration not published (trust B/C: layout, micro-batch or precision not stated)")
             )
             skipped.append({"id": row["id"], "reason": reason})
-    for line in (SHARED / "measured.jsonl").read_text().splitlines():
+    for line in (shared / "measured.jsonl").read_text().splitlines():
         row = json.loads(line)
         if row["metric"] not in ("tokens_per_s_per_gpu", "step_time_s", "mfu"):
             continue
@@ -408,9 +408,10 @@ def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--refresh", action="store_true")
     parser.add_argument("--fit", action="store_true")
+    parser.add_argument("--shared", type=Path, default=SHARED, help="the shared data folder (for --refresh)")
     args = parser.parse_args()
     if args.refresh:
-        refresh()
+        refresh(args.shared)
         return
     if args.fit:
         fit()
