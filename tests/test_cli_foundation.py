@@ -140,4 +140,4 @@ def test_usage_errors_exit_2_without_traceback(capsys, args):
     code, out, err = run(capsys, *args)
     assert code == 2
     assert "Traceback" not in out + err
-    assert "Error" in err
+    assert err.startswith("error: ") and "allowed" in err and len(err.strip().splitlines()) == 1

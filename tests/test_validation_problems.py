@@ -207,3 +207,15 @@ def test_layout_spec_checks_ep_and_fsdp_together():
     layout = Layout(dp=2, ep=3, fsdp=FsdpStrategy.NO_SHARD, offload_params=OffloadTarget.NONE)
     found = problems(model, TrainingJob(), layout, cluster("h100-sxm-80gb", 2))
     assert [p.field for p in found] == ["ep", "ep"]
+
+
+def test_docs_limits_is_current_and_lists_every_bound():
+    import runpy
+
+    root = Path(__file__).resolve().parents[1]
+    doc = (root / "docs" / "limits.md").read_text(encoding="utf-8")
+    assert doc == runpy.run_path(str(root / "scripts" / "limits_doc.py"))["render"](), (
+        "run scripts/limits_doc.py"
+    )
+    bounds = [name for name, value in vars(limits).items() if isinstance(value, limits.Bound)]
+    assert all(f"`{name}`" in doc for name in bounds), [n for n in bounds if f"`{n}`" not in doc]

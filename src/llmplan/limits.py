@@ -97,7 +97,11 @@ def _big(value: float) -> object:
 # The largest published dense models have 126 layers and width 16,384 (Llama-3.1-405B), 25,600-wide MLPs
 # scaled x4 (Falcon-180B: 14,848 x 4); the largest vocabularies ~256k (Gemma 262,144); DeepSeek-V3 has 256
 # routed experts of which 8 per token. Each bound leaves at least 100x of room.
-LAYERS = Bound(1, 16 * K, "decoder layers: 126 in Llama-3.1-405B; the inventory holds one block per layer")
+LAYERS = Bound(
+    1,
+    4 * K,
+    "decoder layers: 126 in Llama-3.1-405B; the inventory holds one block per layer, so 4,096 keeps a parse under 0.5 s",
+)
 HIDDEN = Bound(1, M, "model width: 16,384 in Llama-3.1-405B, 18,432 in PaLM-540B")
 INTERMEDIATE = Bound(1, 4 * M, "MLP / expert width: 53,248 in Llama-3.1-405B")
 VOCAB = Bound(1, 16 * M, "vocabulary: 262,144 in Gemma 3")
@@ -117,7 +121,7 @@ LORA_ALPHA = Bound(0, M, "LoRA alpha (scale alpha / r)", integer=False, low_open
 LORA_DROPOUT = Bound(0, 0.999, "LoRA dropout probability p < 1", integer=False)
 VIRTUAL_TOKENS = Bound(1, M, "prefix / prompt / p-tuning virtual tokens (20 to 100 in the papers)")
 ADAPTER_SIZE = Bound(1, M, "bottleneck adapter width (64 in Houlsby et al.)")
-FREEZE_LAYERS = Bound(0, 16 * K, "leading frozen layers (also at most the model's layers)")
+FREEZE_LAYERS = Bound(0, 4 * K, "leading frozen layers (also at most the model's layers)")
 QUANT_BLOCK_SIZES = (32, 64, 128, 256, 512, 1024, 2048, 4096)
 """bitsandbytes `quantize_4bit` block sizes (functional.py asserts blocksize in this set)."""
 
@@ -136,8 +140,12 @@ VLLM_BLOCK_SIZES = (1, 8, 16, 32, 64, 128, 256)
 GPU_MEMORY_UTILIZATION = Bound(0, 1, "vLLM memory fraction", integer=False, low_open=True)
 BATCHED_TOKENS = Bound(1, 2 * G, "vLLM tokens per scheduler step")
 MAX_NUM_SEQS = Bound(1, M, "vLLM sequences per scheduler step")
+NUM_REQUESTS = Bound(
+    1, 20_000, "simulated requests: each one is scheduled (~0.5 ms each), so the bound keeps a run short"
+)
+PRICE = Bound(0, 1000, "USD per GPU-hour (rentals are $0.2 to $15)", integer=False, low_open=True)
 DECODE_STEPS = Bound(
-    1, 64 * K, "traced / measured decode steps: each one is run, so the bound keeps it quick"
+    1, K, "traced / measured decode steps: each one is run (tens of ms traced), so the bound keeps it quick"
 )
 
 # --- number formats and filters ---------------------------------------------------------------------------
@@ -209,3 +217,52 @@ FIELD_BOUNDS: dict[str, Bound] = {
 def check_field(name: str, value: object) -> None:
     """Raise SpecError when the spec field `name` is outside its bound (FIELD_BOUNDS)."""
     FIELD_BOUNDS[name].check(name, value)
+
+
+CONFIG_BOUNDS: dict[str, Bound] = {
+    **dict.fromkeys(("num_hidden_layers", "n_layer", "num_layers", "n_layers"), LAYERS),
+    **dict.fromkeys(
+        ("hidden_size", "n_embd", "d_model", "kv_lora_rank", "q_lora_rank", "word_embed_proj_dim"), HIDDEN
+    ),
+    **dict.fromkeys(
+        (
+            "intermediate_size",
+            "ffn_dim",
+            "n_inner",
+            "ffn_hidden_size",
+            "moe_intermediate_size",
+            "shared_expert_intermediate_size",
+            "inner_hidden_size",
+        ),
+        INTERMEDIATE,
+    ),
+    **dict.fromkeys(("vocab_size", "padded_vocab_size"), VOCAB),
+    **dict.fromkeys(
+        (
+            "num_attention_heads",
+            "n_head",
+            "num_key_value_heads",
+            "multi_query_group_num",
+            "num_kv_heads",
+            "n_head_kv",
+        ),
+        HEADS,
+    ),
+    **dict.fromkeys(
+        ("head_dim", "kv_channels", "qk_nope_head_dim", "qk_rope_head_dim", "v_head_dim"), HEAD_DIM
+    ),
+    **dict.fromkeys(
+        ("num_experts", "num_local_experts", "n_routed_experts", "n_shared_experts", "num_experts_per_tok"),
+        EXPERTS,
+    ),
+    **dict.fromkeys(
+        ("max_position_embeddings", "n_positions", "seq_length", "max_sequence_length", "sliding_window"),
+        POSITIONS,
+    ),
+}
+"""The bound of each config.json key that sizes the model (aliases of other families included)."""
+
+
+def config_bound(key: str) -> Bound:
+    """The bound of config key `key`: its own (CONFIG_BOUNDS) or that of any integer field (CONFIG_INT)."""
+    return CONFIG_BOUNDS.get(key, CONFIG_INT)

@@ -63,7 +63,7 @@ def layer_attention_kinds(
     window = cfg.raw("sliding_window")
     if window is None:
         return [AttentionKind.FULL] * layers
-    pattern = cfg.raw("sliding_window_pattern", default_pattern)
+    pattern = cfg.int("sliding_window_pattern", default_pattern or 0, minimum=0)
     if pattern:
         return [AttentionKind.SLIDING if (i + 1) % pattern else AttentionKind.FULL for i in range(layers)]
     if cfg.has("use_sliding_window"):
@@ -137,7 +137,7 @@ def llama(cfg: ConfigView) -> ModelSpec:
 def _moe_layer_flags(cfg: ConfigView, layers: int) -> list[bool]:
     """Which layers are sparse in Qwen2-MoE / Qwen3-MoE: not in `mlp_only_layers`, every `decoder_sparse_step`."""
     step = cfg.int("decoder_sparse_step", 1)
-    dense_only = set(cfg.raw("mlp_only_layers", []) or [])
+    dense_only = set(cfg.int_list("mlp_only_layers"))
     return [(i not in dense_only) and (i + 1) % step == 0 for i in range(layers)]
 
 

@@ -7,11 +7,14 @@ printed one line each.
 
 from __future__ import annotations
 
+import functools
+import re
 import sys
 
 import typer
 
 from llmplan.cli import clusters, formats, gpus, measure, models, params, serve, trace, train, validate
+from llmplan.cli._usage import usage_line
 from llmplan.errors import LlmplanError
 
 app = typer.Typer(
@@ -25,15 +28,34 @@ for module in (models, gpus, clusters, params, validate, serve, formats, trace, 
     module.register(app)
 
 
+@functools.cache
+def _command() -> typer.core.TyperGroup:
+    """The click command of `app`, built once (building it takes ~30 ms, more than a plan)."""
+    return typer.main.get_command(app)
+
+
+_NEGATIVE = re.compile(r"-(\d|\.\d|inf$|infinity$|nan$)", re.IGNORECASE)
+
+
+def _negative_values(args: list[str]) -> list[str]:
+    """`llmplan formats -1.5` reads -1.5 as VALUE, not as an option: a `--` is put before it."""
+    if len(args) >= 2 and args[0] == "formats" and _NEGATIVE.match(args[1]):
+        return [args[0], *args[2:], "--", args[1]]
+    return args
+
+
 def main(argv: list[str] | None = None) -> int:
     """Entry point of the `llmplan` script and `python -m llmplan`; returns the exit status."""
-    command = typer.main.get_command(app)
+    command = _command()
+    args = _negative_values(list(sys.argv[1:] if argv is None else argv))
     try:
-        result = command.main(args=argv, prog_name="llmplan", standalone_mode=False)
+        result = command.main(args=args, prog_name="llmplan", standalone_mode=False)
     except typer.Exit as exc:
         return exc.exit_code
     except typer.TyperException as exc:  # usage errors: unknown option, missing argument, bad value
-        exc.show()
+        if type(exc).__name__ == "NoArgsIsHelpError":  # `llmplan` alone: the help is already printed
+            return 2
+        print(f"error: {usage_line(exc, sorted(command.commands), args)}", file=sys.stderr)
         return 2
     except typer.Abort:
         print("aborted", file=sys.stderr)

@@ -45,8 +45,6 @@ def measure(
 ) -> None:
     """Run MODEL's step on this machine's CUDA GPU (random weights) and report peak allocated, reserved and
     device memory and the step time; without a CUDA GPU, say so."""
-    from llmplan.trace.measure import measure as run_measure
-
     o.check_options(
         micro_batch=micro_batch,
         seq_len=seq_len,
@@ -59,6 +57,8 @@ def measure(
         batch=batch,
     )
     spec = load_model(model)
+    from llmplan.trace.measure import measure as run_measure  # torch: imported once the input is valid
+
     if infer:
         from llmplan.trace import inference_run
 

@@ -88,6 +88,10 @@ OPTION_BOUNDS: dict[str, limits.Bound] = {
     "absmax": limits.ABSMAX,
     "value": limits.FORMAT_VALUE,
     "min_b": limits.BILLIONS,
+    "num_requests": limits.NUM_REQUESTS,
+    "price": limits.PRICE,
+    "nodes": limits.GPUS,
+    "virtual_stages": limits.VIRTUAL_STAGES,
     "max_b": limits.BILLIONS,
 }
 """The bound of each numeric option, by its parameter name (`docs/limits.md` lists them with the reasons)."""

@@ -114,10 +114,15 @@ def serve(
         block_size=block_size,
         max_num_batched_tokens=max_num_batched_tokens,
         max_num_seqs=max_num_seqs,
+        ep=ep,
+        num_requests=num_requests,
+        price=price,
     )
     if prompt is not None and prompt > context:
         raise SpecError("--prompt", f"{prompt} exceeds --context {context} (allowed: 1 to {context})")
     spec = load_model(model)
+    if ep > 1 and spec.moe is None:
+        raise SpecError("--ep", f"{ep} > 1 but {spec.name} has no experts (allowed: --ep 1)")
     acc = catalog.accelerator(gpu)
     defaults = engine_defaults(engine if engine is not ServingEngine.HF else ServingEngine.VLLM, acc, tp)
     overrides = EngineOverrides(

@@ -91,7 +91,11 @@ def context_of(input_len: str | None, output_len: str | None) -> int:
 
 def _len(field: str, text: str | None) -> LengthDist:
     if text is None:
-        raise SpecError(field, f"missing: give --{field.replace('_', '-')} with --input-len / --output-len")
+        raise SpecError(
+            field,
+            f"missing: a load needs both lengths (allowed: --{field.replace('_', '-')} N or LOW-HIGH with "
+            "--input-len / --output-len)",
+        )
     return LengthDist.parse(field, text)
 
 
@@ -103,7 +107,9 @@ def spec_decode(tokens: int, acceptance: float | None) -> SpecDecode | None:
             raise SpecError("spec_tokens", "0 with --acceptance-rate (allowed: draft tokens >= 1)")
         return None
     if acceptance is None:
-        raise SpecError("acceptance_rate", "missing: --spec-tokens needs --acceptance-rate (0..1)")
+        raise SpecError(
+            "acceptance_rate", "missing: --spec-tokens needs --acceptance-rate (allowed: 0 <= rate <= 1)"
+        )
     return SpecDecode(draft_tokens=tokens, acceptance_rate=acceptance)
 
 

@@ -115,6 +115,9 @@ def train(
         cp=cp,
         ep=ep,
         zero=zero,
+        nodes=nodes,
+        price=price,
+        virtual_stages=virtual_stages,
     )
     spec = load_model(model)
     if cluster_id is not None:

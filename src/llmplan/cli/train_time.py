@@ -58,7 +58,9 @@ def run_tokens(tokens: str | None, epochs: float | None, dataset_tokens: str | N
     if epochs is None and dataset_tokens is None:
         return None
     if epochs is None or dataset_tokens is None:
-        raise SpecError("epochs", "--epochs and --dataset-tokens go together")
+        raise SpecError(
+            "epochs", "missing half: --epochs and --dataset-tokens go together (allowed: both, or --tokens)"
+        )
     if not 0 < epochs <= 1000:
         raise SpecError("epochs", f"{epochs!r} (allowed: 0 < epochs <= 1000)")
     return check_tokens(epochs * parse_tokens(dataset_tokens, "dataset_tokens"))
@@ -119,7 +121,9 @@ def total_gpus(gpus: int, nodes: int | None, gpus_per_node: int) -> int:
         raise SpecError("gpus_per_node", f"{gpus_per_node} is out of range (allowed: integers >= 1)")
     if gpus not in (1, nodes * gpus_per_node):
         raise SpecError(
-            "gpus", f"{gpus} GPUs disagree with --nodes {nodes} × --gpus-per-node {gpus_per_node}"
+            "gpus",
+            f"{gpus} GPUs disagree with --nodes {nodes} × --gpus-per-node {gpus_per_node} "
+            f"(allowed: --gpus {nodes * gpus_per_node}, or leave --gpus out)",
         )
     return nodes * gpus_per_node
 
@@ -148,7 +152,9 @@ def preset_cluster(preset_id: str, gpus: int, nodes: int | None) -> Cluster:
     if nodes is not None:
         if gpus not in (1, nodes * per_node):
             raise SpecError(
-                "gpus", f"{gpus} GPUs disagree with --nodes {nodes} of {preset_id} ({per_node} per node)"
+                "gpus",
+                f"{gpus} GPUs disagree with --nodes {nodes} of {preset_id} ({per_node} per node) "
+                f"(allowed: --gpus {nodes * per_node}, or leave --gpus out)",
             )
         return catalog.cluster(preset_id, nodes=nodes)
     if gpus <= per_node:

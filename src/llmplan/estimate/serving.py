@@ -166,7 +166,7 @@ class ServingPlan:
                 raise SpecError(
                     "concurrency",
                     f"{c} sequences of {ctx} tokens never fit {self.cluster.accelerator.name} with transformers "
-                    f"(contiguous KV cache); the largest batch that fits is {self.hf_max_batch}",
+                    f"(contiguous KV cache) (allowed: at most {self.hf_max_batch} sequences, or --engine vllm)",
                 )
             return notes
         per_request = math.ceil(ctx / self.pool.block_size)

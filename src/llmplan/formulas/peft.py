@@ -156,7 +156,10 @@ def lora_target_linears(
     trains fewer parameters).
     """
     if ALL_LINEAR in targets and targets != (ALL_LINEAR,):
-        raise SpecError("lora_targets", f"{targets!r}: all-linear cannot be combined with module names")
+        raise SpecError(
+            "lora_targets",
+            f"{','.join(targets)!r}: all-linear cannot be combined with module names (allowed: all-linear alone, or module names)",
+        )
     modules, params = _moe_conversion(model, targets) if convert_moe else (targets, {})
     found: list[tuple[int, Linear]] = []
     for i, block in enumerate(model.layers):

@@ -60,7 +60,7 @@ def check_schedule(
     if schedule is PipelineSchedule.INTERLEAVED:
         if virtual < 2:
             raise LayoutError(
-                f"pp_virtual_stages: interleaved 1F1B needs at least 2 virtual stages per GPU (got {virtual})"
+                f"pp_virtual_stages: {virtual} is too few for interleaved 1F1B (allowed: --virtual-stages 2 or more)"
             )
         if layers < pp * virtual:
             raise LayoutError(
@@ -70,11 +70,12 @@ def check_schedule(
         if pp > 1 and micro_batches % pp:
             raise LayoutError(
                 f"grad_accum: interleaved 1F1B needs the micro-batches per step ({micro_batches}) to be a "
-                f"multiple of pp={pp} (Megatron-LM schedules.py)"
+                f"multiple of pp={pp} (Megatron-LM schedules.py; allowed: multiples of {pp})"
             )
     elif virtual != 1:
         raise LayoutError(
-            f"pp_virtual_stages: {virtual} virtual stages need the interleaved schedule (got {schedule.value})"
+            f"pp_virtual_stages: {virtual} virtual stages need the interleaved schedule, not {schedule.value} "
+            "(allowed: --virtual-stages 1, or --pp-schedule interleaved)"
         )
 
 

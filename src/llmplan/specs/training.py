@@ -306,14 +306,20 @@ class Layout:
         for name in ("dp", "tp", "pp", "cp", "ep", "pp_virtual_stages"):
             _positive(name, getattr(self, name))
         if self.fsdp is not None and self.zero is not ZeroStage.NONE:
-            raise SpecError("zero", "cannot be combined with fsdp (choose ZeRO or FSDP, not both)")
+            raise SpecError(
+                "zero",
+                f"{int(self.zero)} cannot be combined with fsdp {self.fsdp.value} (allowed: ZeRO or FSDP, not both)",
+            )
         if self.offload_params is not OffloadTarget.NONE and self.sharding_stage < 3:
             raise SpecError(
                 "offload_params",
                 "parameter offload needs parameters sharded (allowed with --zero 3 or --fsdp full-shard)",
             )
         if self.sequence_parallel and self.tp == 1:
-            raise SpecError("sequence_parallel", "needs tp > 1 (it splits activations over the tp group)")
+            raise SpecError(
+                "sequence_parallel",
+                "True needs tp > 1, it splits activations over the tp group (allowed: with tp 2 or more)",
+            )
 
     @property
     def num_gpus(self) -> int:
