@@ -44,6 +44,9 @@ LoraAlphaOption = Annotated[float, typer.Option("--lora-alpha", help="LoRA alpha
 LoraTargetsOption = Annotated[
     str, typer.Option("--lora-targets", help="Comma-separated module names, or all-linear.")
 ]
+LoraDropoutOption = Annotated[
+    float, typer.Option("--lora-dropout", help="Dropout on the LoRA adapter input (peft's lora_dropout).")
+]
 VirtualTokensOption = Annotated[
     int,
     typer.Option(
@@ -71,6 +74,7 @@ OPTION_BOUNDS: dict[str, limits.Bound] = {
     "lora_rank": limits.LORA_RANK,
     "lora_alpha": limits.LORA_ALPHA,
     "num_virtual_tokens": limits.VIRTUAL_TOKENS,
+    "lora_dropout": limits.LORA_DROPOUT,
     "gpus": limits.GPUS,
     "gpus_per_node": limits.GPUS_PER_NODE,
     "dp": limits.DEGREE,
@@ -159,6 +163,7 @@ def training_job(
     num_virtual_tokens: int,
     packing: bool = False,
     chunked_ce: bool = False,
+    lora_dropout: float = 0.0,
 ) -> TrainingJob:
     """The TrainingJob the options describe."""
     targets = lora_target_names(lora_targets)
@@ -166,6 +171,7 @@ def training_job(
         lora_rank=lora_rank,
         lora_alpha=lora_alpha,
         lora_targets=targets,
+        lora_dropout=lora_dropout,
         num_virtual_tokens=num_virtual_tokens,
     )
     return TrainingJob(

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from enum import Enum
+from pathlib import Path
 from typing import Annotated
 
 import typer
@@ -14,6 +15,7 @@ from llmplan.cli import options as o
 from llmplan.cli import train_command
 from llmplan.cli import train_time as tt
 from llmplan.cli._common import JsonOption, console, gib, print_json
+from llmplan.emit import Target
 from llmplan.errors import SpecError
 from llmplan.estimate.cost import estimate_run
 from llmplan.estimate.explain import explain_training
@@ -54,6 +56,7 @@ def train(
     lora_rank: o.LoraRankOption = 8,
     lora_alpha: o.LoraAlphaOption = 16,
     lora_targets: o.LoraTargetsOption = "q_proj,v_proj",
+    lora_dropout: o.LoraDropoutOption = 0.0,
     num_virtual_tokens: o.VirtualTokensOption = 20,
     precision: o.PrecisionOption = Precision.BF16_MIXED,
     optimizer: o.OptimizerOption = Optimizer.ADAMW,
@@ -97,11 +100,30 @@ def train(
     price: tt.PriceOption = None,
     explain: Annotated[bool, typer.Option("--explain", help="Show the arithmetic step by step.")] = False,
     json_out: JsonOption = False,
+    from_file: Annotated[
+        Path | None,
+        typer.Option("--from", help="Read the plan from a DeepSpeed JSON or a peft adapter_config.json."),
+    ] = None,
+    emit_target: Annotated[
+        Target | None, typer.Option("--emit", help="Write the plan's launch config instead (docs/emit.md).")
+    ] = None,
+    out: Annotated[
+        Path | None, typer.Option("--out", help="With --emit: the file to write (default: stdout).")
+    ] = None,
 ) -> None:
     """Memory per GPU of a training / fine-tuning job: weights, master weights, gradients, optimizer states,
     activations, logits, temporaries, buffers, overheads; the peak phase, the verdict and what would fit."""
+    if from_file is not None:  # the file's values replace the options they set; tips show them as options
+        from llmplan.cli import train_from
+
+        given = {k: v for k, v in locals().items() if k not in ("ctx", "train_from")}
+        params = train_from.params(from_file, given)
+        ctx.params.clear()
+        ctx.params.update(params)
+        return train(ctx, **params)
     o.check_options(
         lora_rank=lora_rank,
+        lora_dropout=lora_dropout,
         lora_alpha=lora_alpha,
         num_virtual_tokens=num_virtual_tokens,
         micro_batch=micro_batch,
@@ -143,11 +165,17 @@ def train(
         num_virtual_tokens=num_virtual_tokens,
         packing=packing,
         chunked_ce=chunked_ce,
+        lora_dropout=lora_dropout,
     )
     train_tokens = tt.run_tokens(tokens, epochs, dataset_tokens)
     lay = _layout(gpus, dp, tp, pp, cp, ep, sequence_parallel, zero, fsdp, offload, offload_target, stack)
     lay = tt.with_schedule(lay, pp_schedule, virtual_stages)
     est = estimate_training(spec, job, lay, cluster)
+    if emit_target is not None:
+        from llmplan.cli import emit
+
+        emit.write(emit_target, spec, est, cluster, out)
+        return
     tips = tuple(
         (tip, train_command.command(model, ctx.params, tip))
         for tip in suggest(spec, job, lay, cluster, baseline=est)

@@ -1,0 +1,51 @@
+"""Launch configurations: a plan written out for the engine that runs it, and read back.
+
+One module per target; each writes every value the estimate depends on explicitly (no "auto", no engine default
+left implicit) from the same records the estimate used (`llmplan.stacks` for the stack defaults), and refuses a
+plan the target cannot express with an `EmitError` naming the target and the setting.
+
+- `deepspeed`: the DeepSpeed JSON (`deepspeed.runtime.config.DeepSpeedConfig` reads it) and its launch command;
+  `read_deepspeed` turns such a JSON back into the job and layout fields it sets;
+- `peft`: the adapter_config.json of the peft method (`peft.LoraConfig(**...)` and the other config classes);
+  `read_peft` reads one back.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from enum import Enum
+
+from llmplan.errors import LlmplanError, SpecError
+
+
+class Target(str, Enum):
+    """What `llmplan emit` writes."""
+
+    DEEPSPEED = "deepspeed"
+    """DeepSpeed JSON (ds_config.json) and the `deepspeed` launcher command."""
+    PEFT = "peft"
+    """peft adapter_config.json (LoraConfig and the prompt / prefix / p-tuning configs)."""
+
+
+class EmitError(LlmplanError):
+    """The plan has a setting the target cannot express."""
+
+    def __init__(self, target: str, setting: str, message: str) -> None:
+        self.target = target
+        self.setting = setting
+        super().__init__(f"{target}: {setting}: {message}")
+
+
+def read_error(path: str, key: str, message: str) -> SpecError:
+    """An unreadable `--from` file: the error names the file and the key that failed."""
+    return SpecError("--from", f"{path}: key {key!r}: {message}")
+
+
+@dataclass(frozen=True, slots=True)
+class LaunchConfig:
+    """One emitted configuration: the file's name and text, and the command that launches the job with it."""
+
+    target: str
+    filename: str
+    text: str
+    command: str
