@@ -78,8 +78,9 @@ def test_serve_json_terms_add_up_to_the_device_counter(capsys) -> None:
     assert {t["name"] for t in data["speed"]} == {"ttft", "tpot"}
 
 
-RENAMED = {"json_out", "cluster_id"}
-"""Parameters whose plain name is taken by a local (json, cluster); their flags are --json and --cluster."""
+RENAMED = {"json_out", "cluster_id", "from_file", "emit_target"}
+"""Parameters whose plain name is taken by a local (json, cluster) or a keyword (from), or would clash with the
+`emit` command's target argument; their flags are --json, --cluster, --from and --emit."""
 
 
 def test_one_name_per_option_across_commands() -> None:
