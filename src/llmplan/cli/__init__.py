@@ -13,7 +13,7 @@ import sys
 
 import typer
 
-from llmplan.cli import clusters, emit, formats, gpus, measure, models, params, serve, trace, train, validate
+from llmplan.cli import clusters, emit, formats, gpus, measure, models, params, plan, serve, trace, train, validate
 from llmplan.cli._usage import usage_line
 from llmplan.errors import LlmplanError
 
@@ -24,7 +24,7 @@ app = typer.Typer(
     add_completion=False,
     pretty_exceptions_enable=False,
 )
-for module in (models, gpus, clusters, params, validate, serve, formats, trace, measure, train, emit):
+for module in (models, gpus, clusters, params, validate, serve, formats, trace, measure, train, plan, emit):
     module.register(app)
 
 

@@ -113,7 +113,7 @@ def estimate_time(model: ModelSpec, job: TrainingJob, layout: Layout, cluster: C
         # stages that run the same blocks at the same place in the model cost the same
         key = (tuple(kind_of[j] for j in layers), first, last, layers.start == 0, _frozen(job, layers))
         if key not in memo:
-            memo[key] = _stage(model, job, layout, cluster, layers, first, last, dtype)
+            memo[key] = _cached_stage(model, job, layout, cluster, layers, first, last, dtype)
         stages.append(memo[key])
     pipe = pipeline_time(
         [s.time for s in stages], job.grad_accum_steps, layout.pp_schedule, layout.pp_virtual_stages
@@ -136,6 +136,24 @@ def _frozen(job: TrainingJob, layers: range) -> int:
     return (
         max(0, min(layers.stop, job.peft.freeze_layers) - layers.start) if job.method is Method.FREEZE else 0
     )
+
+
+_STAGES: dict[tuple[object, ...], tuple[ModelSpec, _Stage]] = {}
+
+
+def _cached_stage(model, job, layout, cluster, layers, first, last, dtype) -> _Stage:
+    """`_stage` remembered across calls: it reads the degrees and sequence parallelism, not the sharding,
+    offload, schedule or stack (a layout search reuses it across those)."""
+    degrees = (layout.dp, layout.tp, layout.pp, layout.cp, layout.ep, layout.sequence_parallel)
+    key = (id(model), job, degrees, cluster, layers.start, layers.stop, first, last, dtype)
+    hit = _STAGES.get(key)
+    if hit is not None and hit[0] is model:
+        return hit[1]
+    if len(_STAGES) >= 65536:
+        _STAGES.clear()
+    stage = _stage(model, job, layout, cluster, layers, first, last, dtype)
+    _STAGES[key] = (model, stage)
+    return stage
 
 
 def _stage(model, job, layout, cluster, layers, first, last, dtype) -> _Stage:

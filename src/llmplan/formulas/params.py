@@ -56,12 +56,28 @@ class ParamBreakdown:
         return {f.name: getattr(self, f.name) for f in fields(self) if f.name not in skip}
 
 
+_COUNTED: dict[int, tuple[ModelSpec, ParamBreakdown]] = {}
+_COUNTED_MAX = 256
+
+
 def count_params(model: ModelSpec) -> ParamBreakdown:
     """Count every parameter of `model` by component.
 
     Formula: sum over linear layers of copies·(in·out + out·[bias]) + sum of other tensors' numel, with the
-    head counted only when `tie_word_embeddings` is false.
+    head counted only when `tie_word_embeddings` is false. Remembered per model object (specs are frozen; a
+    layout search validates thousands of layouts of one model).
     """
+    hit = _COUNTED.get(id(model))
+    if hit is not None and hit[0] is model:
+        return hit[1]
+    if len(_COUNTED) >= _COUNTED_MAX:
+        _COUNTED.clear()
+    counted = _count(model)
+    _COUNTED[id(model)] = (model, counted)
+    return counted
+
+
+def _count(model: ModelSpec) -> ParamBreakdown:
     by_group = {g: 0 for g in Group}
     biases = 0
     active = 0
