@@ -15,7 +15,15 @@ from llmplan.estimate.time import estimate_time
 from llmplan.estimate.training import estimate_training
 from llmplan.loading import load_model
 from llmplan.plan.training import Constraints, search_training
-from llmplan.specs.training import AttentionImpl, FsdpStrategy, Layout, PipelineSchedule, Stack, TrainingJob
+from llmplan.specs.training import (
+    AttentionImpl,
+    FsdpStrategy,
+    Layout,
+    PipelineSchedule,
+    Recompute,
+    Stack,
+    TrainingJob,
+)
 
 MODEL = "llama-3.2-1b"
 
@@ -149,3 +157,17 @@ def test_constraints_restrict_the_space() -> None:
     plan = search_training(model, job, cluster, top=3, constraints=Constraints(tp=2, pp=1, offload=False))
     assert plan.layouts and all(r.layout.tp == 2 and r.layout.pp == 1 for r in plan.layouts)
     assert all(r.layout.offload_optimizer.value == "none" for r in plan.layouts)
+
+
+def test_a_schedule_left_out_dominates_nothing() -> None:
+    """With only 1F1B allowed, pipelined layouts are timed with 1F1B (zero-bubble is not there to beat it)."""
+    model = load_model(MODEL)
+    cluster = catalog.cluster_for_gpus("dgx-h100", 8)
+    k = Constraints(
+        pp=2, shardings=("megatron zero 0", "megatron zero 1"), offload=False,
+        schedules=(PipelineSchedule.ONE_F_ONE_B,), recomputes=(Recompute.NONE,),
+    )  # fmt: skip
+    plan = search_training(model, TrainingJob(seq_len=2048), cluster, top=None, constraints=k)
+    assert plan.layouts and {r.layout.pp_schedule for r in plan.layouts} == {PipelineSchedule.ONE_F_ONE_B}
+    assert {r.layout.stack for r in plan.layouts} == {Stack.MEGATRON}
+    assert {r.job.recompute for r in plan.layouts} == {Recompute.NONE}

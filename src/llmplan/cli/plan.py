@@ -18,7 +18,7 @@ from llmplan.plan.command import train_command
 from llmplan.plan.explain import headline
 from llmplan.plan.hardware import HardwareOption, choose_hardware
 from llmplan.plan.training import Constraints, TrainingPlan
-from llmplan.schema_plan import PlanBodyOut, PlanOut
+from llmplan.schema.plan import PlanBodyOut, PlanOut
 from llmplan.specs.hardware import Cluster
 from llmplan.specs.training import AttentionImpl, Method, Optimizer, OptimizerImpl, Precision, Recompute
 

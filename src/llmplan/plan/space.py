@@ -7,7 +7,7 @@ Axes (each a finite list, enumerated exhaustively):
   `MIN_CP_CHUNK_TOKENS` tokens per rank; ep (MoE only): divisors of the routed experts; dp = gpus / (tp·pp·cp).
 - sharding, with the stack that runs it (`llmplan.stacks` refuses the others): DeepSpeed ZeRO 0-3
   (`Stack.DEEPSPEED`), FSDP full-shard / shard-grad-op / hybrid-shard (`Stack.TORCHTITAN`, FSDP2), Megatron's
-  distributed optimizer (ZeRO-1, `Stack.MEGATRON`).
+  DDP and distributed optimizer (ZeRO 0 and 1, `Stack.MEGATRON`).
 - offload: none; ZeRO-Offload of the optimizer to CPU (ZeRO >= 1); ZeRO-Infinity of parameters and optimizer
   to CPU or NVMe (ZeRO-3); FSDP's CPUOffload of the parameters (full-shard).
 - pipeline schedule (pp > 1): 1F1B, GPipe, zero-bubble ZB-H1, interleaved 1F1B with 2 or 4 virtual stages.
@@ -82,6 +82,7 @@ SHARDINGS = (
     Sharding(Stack.DEEPSPEED, ZeroStage.OPTIMIZER),
     Sharding(Stack.DEEPSPEED, ZeroStage.GRADIENTS),
     Sharding(Stack.DEEPSPEED, ZeroStage.PARAMETERS),
+    Sharding(Stack.MEGATRON, ZeroStage.NONE),
     Sharding(Stack.MEGATRON, ZeroStage.OPTIMIZER),
     Sharding(Stack.TORCHTITAN, fsdp=FsdpStrategy.FULL_SHARD),
     Sharding(Stack.TORCHTITAN, fsdp=FsdpStrategy.SHARD_GRAD_OP),

@@ -41,8 +41,11 @@ from llmplan.plan import space
 from llmplan.plan.explain import why
 from llmplan.specs.hardware import Cluster
 from llmplan.specs.model import ModelSpec
-from llmplan.specs.training import Layout, PipelineSchedule, TrainingJob
+from llmplan.specs.training import Layout, PipelineSchedule, Recompute, TrainingJob
 from llmplan.stacks import resolve as resolve_stack
+
+WHY_TOP = 50
+"""Layouts that get their `why` records (the rest of a `top=None` search keep none)."""
 
 
 @dataclass(frozen=True, kw_only=True, slots=True)
@@ -53,10 +56,13 @@ class Constraints:
     pp: int | None = None
     cp: int | None = None
     ep: int | None = None
-    sharding: str | None = None
-    """A `space.Sharding.label` ("zero 3", "fsdp full-shard", "megatron zero 1")."""
+    shardings: tuple[str, ...] | None = None
+    """`space.Sharding.label`s to search ("zero 3", "fsdp full-shard", "megatron zero 1")."""
     offload: bool = True
     """False: layouts with offload are not searched."""
+    schedules: tuple[PipelineSchedule, ...] | None = None
+    """Pipeline schedules to search (pp > 1); a schedule left out dominates no other."""
+    recomputes: tuple[Recompute, ...] | None = None
 
 
 @dataclass(frozen=True, kw_only=True, slots=True)
@@ -159,11 +165,15 @@ def search_training(
     global_batch_tokens: int | None = None,
     tokens: float | None = None,
     price_usd_per_gpu_hour: float | None = None,
-    top: int = 10,
+    top: int | None = 10,
     constraints: Constraints = Constraints(),
 ) -> TrainingPlan:
-    """Search every layout of `job` (its micro-batch, grad_accum, recompute are replaced) on `cluster`."""
+    """Search every layout of `job` (its micro-batch, grad_accum, recompute are replaced) on `cluster`; keep
+    the best `top` (None: every feasible layout, ranked)."""
     start = time.perf_counter()
+    recs = space.RECOMPUTES if constraints.recomputes is None else tuple(
+        r for r in space.RECOMPUTES if r in constraints.recomputes
+    )  # fmt: skip
     seqs = global_seqs(cluster, job.seq_len, global_batch_tokens)
     c = _Counter()
     feasible: list[RankedLayout] = []
@@ -183,8 +193,8 @@ def search_training(
                     dp=d.dp, tp=d.tp, pp=d.pp, cp=d.cp, ep=d.ep, zero=sh.zero, fsdp=sh.fsdp, stack=sh.stack,
                     offload_optimizer=off.optimizer, offload_params=off.params,
                 )  # fmt: skip
-                variants = _variants(d, model.num_hidden_layers, pairs)
-                n = len(variants) * len(space.RECOMPUTES)
+                variants = _variants(d, model.num_hidden_layers, pairs, constraints.schedules)
+                n = len(variants) * len(recs)
                 found = _rules(model, job, lay0, cluster)
                 if found:
                     c.invalid += n
@@ -219,22 +229,25 @@ def search_training(
                         pp_virtual_stages=sched.virtual,
                     )
                     shape = (sp, sched)
-                    c.searched += len(space.RECOMPUTES)
+                    c.searched += len(recs)
                     try:
                         check_schedule(sched.schedule, pp=d.pp, virtual=sched.virtual,
                                        layers=model.num_hidden_layers, micro_batches=ga)  # fmt: skip
                     except LlmplanError:
-                        c.invalid += len(space.RECOMPUTES)
+                        c.invalid += len(recs)
                         continue
-                    if _dominated(d, sp, sched) or (sp, sched, mb) in fit_without_offload:
-                        c.dominated += len(space.RECOMPUTES)
+                    if (
+                        _dominated(d, sp, sched, constraints.schedules)
+                        or (sp, sched, mb) in fit_without_offload
+                    ):
+                        c.dominated += len(recs)
                         continue
                     if shape in too_big:
-                        c.pruned_memory += len(space.RECOMPUTES)
+                        c.pruned_memory += len(recs)
                         continue
                     lowest = least_fit.get(shape, 0)
                     c.pruned_memory += lowest
-                    for i, rec in enumerate(space.RECOMPUTES[lowest:], lowest):
+                    for i, rec in enumerate(recs[lowest:], lowest):
                         j = dataclasses.replace(job, micro_batch_size=mb, grad_accum_steps=ga, recompute=rec)
                         mem = estimate_training(model, j, lay, cluster)
                         c.estimated += 1
@@ -244,7 +257,7 @@ def search_training(
                                 closest = Closest(layout=lay, job=j, device_bytes=mem.device_bytes,
                                                   capacity_bytes=capacity)  # fmt: skip
                             continue
-                        c.dominated += len(space.RECOMPUTES) - 1 - i
+                        c.dominated += len(recs) - 1 - i
                         least_fit[shape] = i
                         feasible.append(_timed(model, j, lay, cluster, mem, tokens, price_usd_per_gpu_hour))
                         if off == space.NO_OFFLOAD:
@@ -253,9 +266,9 @@ def search_training(
                     else:
                         too_big.add(shape)
     feasible.sort(key=lambda r: r.rank_key)
-    shown = tuple(feasible[:top])
+    shown = tuple(feasible if top is None else feasible[:top])
     shown = tuple(
-        dataclasses.replace(r, why=why(r, shown[i + 1] if i + 1 < len(shown) else None))
+        dataclasses.replace(r, why=why(r, shown[i + 1] if i + 1 < len(shown) else None)) if i < WHY_TOP else r
         for i, r in enumerate(shown)
     )
     counts = PlanCounts(
@@ -317,27 +330,35 @@ def _check_reachable(
 
 
 def _shardings(k: Constraints) -> tuple[space.Sharding, ...]:
-    if k.sharding is None:
+    if k.shardings is None:
         return space.SHARDINGS
-    return tuple(s for s in space.SHARDINGS if s.label == k.sharding)
+    return tuple(s for s in space.SHARDINGS if s.label in k.shardings)
 
 
 def _variants(
-    d: space.Degrees, layers: int, pairs: list[tuple[int, int]]
+    d: space.Degrees, layers: int, pairs: list[tuple[int, int]], allowed: tuple[PipelineSchedule, ...] | None
 ) -> list[tuple[bool, space.Schedule, tuple[int, int]]]:
     """(sequence_parallel, schedule, (micro_batch, grad_accum)), micro-batches ascending within a shape."""
     sps = (False, True) if d.tp > 1 else (False,)
-    return [(sp, s, p) for sp in sps for s in space.schedules(d.pp, layers) for p in pairs]
+    scheds = [
+        s for s in space.schedules(d.pp, layers) if d.pp == 1 or allowed is None or s.schedule in allowed
+    ]
+    return [(sp, s, p) for sp in sps for s in scheds for p in pairs]
 
 
-def _dominated(d: space.Degrees, sp: bool, sched: space.Schedule) -> bool:
+def _dominated(
+    d: space.Degrees, sp: bool, sched: space.Schedule, allowed: tuple[PipelineSchedule, ...] | None
+) -> bool:
     """GPipe and 1F1B against zero-bubble (same activations in flight for 1F1B, more for GPipe; bubble
     Σ max(0, f + b − 2w) <= Σ (f + b), `formulas.pipeline`), tp > 1 without sequence parallelism against with
     it (the same bytes through reduce-scatter + all-gather as through all-reduce; norms and dropout split over
     tp: less memory and less memory-bound time)."""
     if d.tp > 1 and not sp:
         return True
-    return sched.schedule in (PipelineSchedule.GPIPE, PipelineSchedule.ONE_F_ONE_B) and d.pp > 1
+    zero_bubble = allowed is None or PipelineSchedule.ZERO_BUBBLE in allowed
+    if sched.schedule is PipelineSchedule.GPIPE and (zero_bubble or PipelineSchedule.ONE_F_ONE_B in allowed):
+        return d.pp > 1
+    return sched.schedule is PipelineSchedule.ONE_F_ONE_B and d.pp > 1 and zero_bubble
 
 
 def _rules(model: ModelSpec, job: TrainingJob, layout: Layout, cluster: Cluster) -> tuple[Problem, ...]:

@@ -18,6 +18,7 @@ from llmplan.schema.commands import (
     TraceOut,
     ValidateOut,
 )
+from llmplan.schema.plan import PlanBodyOut, PlanLayoutOut, PlanOut
 from llmplan.schema.records import (
     SCHEMA_VERSION,
     BreakdownOut,
@@ -46,6 +47,9 @@ __all__ = [
     "Number",
     "Out",
     "ParamsOut",
+    "PlanBodyOut",
+    "PlanLayoutOut",
+    "PlanOut",
     "PhaseOut",
     "SCHEMA_VERSION",
     "ServeLoadOut",

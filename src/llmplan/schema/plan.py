@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Literal
 
 from llmplan.plan.training import RankedLayout, TrainingPlan
-from llmplan.schema import BreakdownOut, Envelope, Out, TermOut
+from llmplan.schema.records import BreakdownOut, Envelope, Out, TermOut
 from llmplan.specs.training import Layout, TrainingJob
 
 
