@@ -13,7 +13,20 @@ import sys
 
 import typer
 
-from llmplan.cli import clusters, emit, formats, gpus, measure, models, params, plan, serve, trace, train, validate
+from llmplan.cli import (
+    clusters,
+    emit,
+    formats,
+    gpus,
+    measure,
+    models,
+    params,
+    plan,
+    serve,
+    trace,
+    train,
+    validate,
+)
 from llmplan.cli._usage import usage_line
 from llmplan.errors import LlmplanError
 
