@@ -142,11 +142,11 @@ def test_a_method_change_prints_the_adapters_it_was_estimated_with(capsys) -> No
 def test_every_option_of_train_is_known_to_the_command_writer() -> None:
     """An option added to `llmplan train` is written out by `train_command` (or it would silently vanish from
     the reproducing command); only the model argument and the output switches (--explain, --json, and --from /
-    --emit / --out, whose values never reach the reproducing command) are left out."""
+    --emit / --out / --plot, whose values never reach the reproducing command) are left out."""
     import inspect
 
     from llmplan.cli.train import train
 
-    output_only = {"explain", "json_out", "from_file", "emit_target", "out"}
+    output_only = {"explain", "json_out", "from_file", "emit_target", "out", "plot"}
     params = set(inspect.signature(train).parameters) - {"ctx", "model"} - output_only
     assert params == set(_flags())

@@ -20,11 +20,14 @@ _SOURCE = "plan.training.search_training"
 
 
 def layout_label(r: RankedLayout) -> str:
-    """A short name of a ranked layout: degrees, sharding, micro-batch × accumulation, recomputation."""
+    """A short name of a ranked layout: degrees, sharding (stack), micro-batch × accumulation, recomputation."""
     lay, job = r.layout, r.job
     shard = f"fsdp {lay.fsdp.value}" if lay.fsdp else f"zero {int(lay.zero)}"
     degrees = " ".join(f"{k}{getattr(lay, k)}" for k in ("dp", "tp", "pp", "cp", "ep"))
-    return f"{degrees} {shard} mb{job.micro_batch_size}×{job.grad_accum_steps} {job.recompute.value}"
+    return (
+        f"{degrees} {shard} ({lay.stack.value}) mb{job.micro_batch_size}×{job.grad_accum_steps} "
+        f"{job.recompute.value}"
+    )
 
 
 def _run_s(r: RankedLayout) -> float:
@@ -94,7 +97,7 @@ def chosen_memory(r: RankedLayout) -> StackedChart:
     est = r.memory
     return StackedChart(
         id="memory",
-        title=f"{est.model} on {est.accelerator}, {layout_label(r)}: memory per GPU by part",
+        title=f"chosen layout ({layout_label(r)}): memory per GPU by part",
         unit=Unit.BYTES,
         source=f"{_SOURCE}: layouts[0].memory.terms",
         bars=(Bar.of(f"peak ({est.peak_phase.value})", est.terms, DEVICE),),
@@ -114,6 +117,6 @@ def plan_charts(choice: HardwareChoice, chosen: HardwareOption | None = None) ->
         charts.append(hardware_scatter(choice))
     if opt is not None and opt.best is not None:
         best = opt.best
-        charts.extend((chosen_memory(best), time_stack(best.time, layout_label(best))))
+        charts.extend((chosen_memory(best), time_stack(best.time, f"chosen layout ({layout_label(best)})")))
     title = opt.plan.model if opt is not None else "plan"
     return Charts(command="plan", title=f"{title}: layout search", charts=tuple(charts))

@@ -54,13 +54,13 @@ def prepare_output(path: Path, option: str = "--write") -> Path:
     return path
 
 
-def write_output(path: Path, text: str, option: str = "--write") -> None:
+def write_output(path: Path, text: str | bytes, option: str = "--write") -> None:
     """Write `text` to `path` whole (a temporary file renamed over it), or fail with a SpecError and leave an
     existing file as it was (a full disk, a read-only folder)."""
     prepare_output(path, option)
     tmp = path.with_name(f".{path.name}.tmp")
     try:
-        tmp.write_text(text, encoding="utf-8")
+        tmp.write_bytes(text) if isinstance(text, bytes) else tmp.write_text(text, encoding="utf-8")
         tmp.replace(path)
     except OSError as exc:
         tmp.unlink(missing_ok=True)

@@ -9,6 +9,7 @@ from rich.table import Table
 
 from llmplan import catalog
 from llmplan.cli import options as o
+from llmplan.cli import plot as plot_cli
 from llmplan.cli import train_time as tt
 from llmplan.cli._common import JsonOption, console, gib, print_json
 from llmplan.cli.train import _cluster
@@ -64,6 +65,7 @@ def plan(
     ] = None,
     top: Annotated[int, typer.Option("--top", help="Layouts to show.")] = 5,
     json_out: JsonOption = False,
+    plot: plot_cli.PlotOption = None,
 ) -> None:
     """Every layout (dp·tp·pp·cp·ep, ZeRO / FSDP, offload, schedule, recompute, micro-batch) of a training job
     on a cluster: validated, memory-checked, timed and ranked by time to train and cost."""
@@ -73,6 +75,7 @@ def plan(
     for name, value in (("budget_usd", budget_usd), ("deadline_days", deadline_days)):
         if value is not None and not value > 0:
             raise SpecError(name, f"{value!r} (allowed: a positive number)")
+    plot_cli.check(plot)
     spec = load_model(model)
     job = o.training_job(
         method=method, precision=precision, optimizer=optimizer, optimizer_impl=optimizer_impl,
@@ -102,6 +105,10 @@ def plan(
     if chosen is None:
         raise _nothing(spec.name, choice.options, budget_usd, deadline_days)
     chosen_plan = chosen.plan
+    if plot is not None:
+        from llmplan.charts import plan_charts
+
+        plot_cli.write(plot, plan_charts(choice, chosen))
     body = bodies[choice.options.index(chosen)]
     several = len(choice.options) > 1
     if json_out:

@@ -9,6 +9,7 @@ from rich.table import Table
 
 from llmplan import catalog
 from llmplan.breakdown import Term, Unit
+from llmplan.cli import plot as plot_cli
 from llmplan.cli import serve_load as load
 from llmplan.cli._common import JsonOption, console, gib, print_json
 from llmplan.cli.options import ModelArg, check_options
@@ -97,6 +98,7 @@ def serve(
     target_rate: load.TargetRateOption = None,
     explain: Annotated[bool, typer.Option("--explain", help="Show each formula with its numbers.")] = False,
     json_out: JsonOption = False,
+    plot: plot_cli.PlotOption = None,
 ) -> None:
     """Will MODEL serve on GPU: weights, KV cache, activations, overhead per GPU; max context x concurrency;
     time to first token, time per output token and tokens/s from a roofline. With --input-len / --output-len
@@ -118,6 +120,7 @@ def serve(
         num_requests=num_requests,
         price=price,
     )
+    plot_cli.check(plot)
     if prompt is not None and prompt > context:
         raise SpecError("--prompt", f"{prompt} exceeds --context {context} (allowed: 1 to {context})")
     spec = load_model(model)
@@ -159,6 +162,10 @@ def serve(
     )
     cluster = Cluster(accelerator=acc, gpus_per_node=max(8, tp * pp))
     est = estimate_inference(spec, job, cluster)
+    if plot is not None:
+        from llmplan.charts import serving_charts
+
+        plot_cli.write(plot, serving_charts(spec, job, cluster))
     if loaded:
         request = load.request(
             input_len, output_len, batch, request_rate, num_requests, seed,

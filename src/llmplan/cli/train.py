@@ -12,6 +12,7 @@ from rich.table import Table
 from llmplan import catalog
 from llmplan.breakdown import Term, Unit
 from llmplan.cli import options as o
+from llmplan.cli import plot as plot_cli
 from llmplan.cli import train_command
 from llmplan.cli import train_time as tt
 from llmplan.cli._common import JsonOption, console, gib, print_json
@@ -110,6 +111,7 @@ def train(
     out: Annotated[
         Path | None, typer.Option("--out", help="With --emit: the file to write (default: stdout).")
     ] = None,
+    plot: plot_cli.PlotOption = None,
 ) -> None:
     """Memory per GPU of a training / fine-tuning job: weights, master weights, gradients, optimizer states,
     activations, logits, temporaries, buffers, overheads; the peak phase, the verdict and what would fit."""
@@ -141,6 +143,7 @@ def train(
         price=price,
         virtual_stages=virtual_stages,
     )
+    plot_cli.check(plot)
     spec = load_model(model)
     if cluster_id is not None:
         cluster = tt.preset_cluster(cluster_id, gpus, nodes)
@@ -181,6 +184,10 @@ def train(
         for tip in suggest(spec, job, lay, cluster, baseline=est)
     )
     timing = estimate_time(spec, job, lay, cluster)
+    if plot is not None:
+        from llmplan.charts import training_charts
+
+        plot_cli.write(plot, training_charts(spec, job, lay, cluster))
     cost = None
     if train_tokens is not None:
         timing, cost = estimate_run(

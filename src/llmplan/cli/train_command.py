@@ -131,5 +131,5 @@ def _flags() -> dict[str, tuple[str, object]]:
     return out
 
 
-_OUTPUT_ONLY = frozenset({"explain", "json_out", "from_file", "emit_target", "out"})
+_OUTPUT_ONLY = frozenset({"explain", "json_out", "from_file", "emit_target", "out", "plot"})
 """Options that change what is printed, never the estimate."""
