@@ -130,3 +130,14 @@ def test_unwritable_paths_exit_2(tmp_path, capsys) -> None:
     assert main([*TRAIN, "--plot", str(blocker / "x.svg")]) == 2
     err = capsys.readouterr().err
     assert "--plot" in err and "cannot create the folder" in err and "Traceback" not in err
+
+
+def test_plot_with_emit_and_when_nothing_fits(tmp_path, capsys) -> None:
+    emitted = tmp_path / "emit.svg"
+    args = [*TRAIN, "--emit", "deepspeed", "--out", str(tmp_path / "ds.json"), "--plot", str(emitted)]
+    assert main(args) == 0, capsys.readouterr().err
+    assert (tmp_path / "ds.json").exists() and "llmplan train:" in "".join(_texts(emitted))
+    too_big = tmp_path / "big.svg"
+    assert main(["train", "llama-3.1-70b", "--gpu", "h100-sxm-80gb", "--plot", str(too_big)]) == 0
+    joined = "\n".join(_texts(too_big))
+    assert "largest fitting" not in joined and "capacity (OOM)" in joined

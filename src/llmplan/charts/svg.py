@@ -10,7 +10,7 @@ from __future__ import annotations
 import math
 from xml.sax.saxutils import escape
 
-from llmplan.breakdown import OVERHEADS, TENSOR_TERMS, Unit
+from llmplan.breakdown import KV_CACHE, OVERHEADS, TENSOR_TERMS, WEIGHTS, Unit
 from llmplan.charts.series import Charts, LineChart, ScatterChart, StackedChart
 from llmplan.charts.training import DEVICE
 from llmplan.errors import SpecError
@@ -23,7 +23,13 @@ PLOT = (70, 44, 420, 270)
 OOM_COLOR = "#d62728"
 PALETTE = ("#1f77b4", "#ff7f0e", "#2ca02c", "#9467bd", "#8c564b", "#e377c2", "#17becf", "#bcbd22",
            "#7f7f7f", "#aec7e8", "#ffbb78", "#98df8a")  # fmt: skip
-MEMORY_ORDER = (DEVICE, *TENSOR_TERMS, OVERHEADS)
+MEMORY_ORDER = (
+    DEVICE,
+    WEIGHTS,
+    KV_CACHE,
+    *(t for t in TENSOR_TERMS if t not in (WEIGHTS, KV_CACHE)),
+    OVERHEADS,
+)
 """Memory series in palette order, so that a term has one colour in every chart."""
 _TIME_SCALES = ((86400.0, "days"), (3600.0, "h"), (1.0, "s"), (1e-3, "ms"), (1e-6, "µs"))
 

@@ -174,6 +174,10 @@ def train(
     lay = _layout(gpus, dp, tp, pp, cp, ep, sequence_parallel, zero, fsdp, offload, offload_target, stack)
     lay = tt.with_schedule(lay, pp_schedule, virtual_stages)
     est = estimate_training(spec, job, lay, cluster)
+    if plot is not None:
+        from llmplan.charts import training_charts
+
+        plot_cli.write(plot, training_charts(spec, job, lay, cluster))
     if emit_target is not None:
         from llmplan.cli import emit
 
@@ -184,10 +188,6 @@ def train(
         for tip in suggest(spec, job, lay, cluster, baseline=est)
     )
     timing = estimate_time(spec, job, lay, cluster)
-    if plot is not None:
-        from llmplan.charts import training_charts
-
-        plot_cli.write(plot, training_charts(spec, job, lay, cluster))
     cost = None
     if train_tokens is not None:
         timing, cost = estimate_run(
