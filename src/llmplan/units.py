@@ -8,3 +8,8 @@ GIB = 2**30
 GB = 10**9
 TB = 10**12
 BILLION = 10**9
+
+
+def gib(n_bytes: float) -> str:
+    """Bytes shown in GiB (2**30), two decimals."""
+    return f"{n_bytes / GIB:,.2f}"

@@ -11,7 +11,7 @@ from rich.console import Console
 
 from llmplan.errors import SpecError
 from llmplan.schema import Envelope, dump
-from llmplan.units import GIB
+from llmplan.units import gib  # noqa: F401 (`_common.gib` in the subcommands)
 
 # Piped output (files, pagers, tests) gets a wide console so that no figure is ever cut to "…"; a terminal
 # keeps its own width.
@@ -25,11 +25,6 @@ JsonOption = Annotated[
 def print_json(out: Envelope) -> None:
     """Write a command's output model as strict JSON (llmplan.schema: versioned, no NaN or Infinity)."""
     sys.stdout.write(dump(out) + "\n")
-
-
-def gib(n_bytes: float) -> str:
-    """Bytes shown in GiB (2**30), two decimals."""
-    return f"{n_bytes / GIB:,.2f}"
 
 
 def billions(count: float) -> str:

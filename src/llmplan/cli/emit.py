@@ -15,23 +15,15 @@ from typing import Annotated, Any
 
 import typer
 
+from llmplan.api.emit import launch_config
 from llmplan.cli import train as train_cli
 from llmplan.cli._common import gib, write_output
-from llmplan.emit import LaunchConfig, Target
-from llmplan.emit import deepspeed as ds
-from llmplan.emit import peft as peft_emit
+from llmplan.emit import Target
 from llmplan.estimate.training import TrainingEstimate
 from llmplan.specs.hardware import Cluster
 from llmplan.specs.model import ModelSpec
 
 TargetArg = Annotated[Target, typer.Argument(help="What to write: deepspeed (ds_config.json) or peft.")]
-
-
-def launch_config(target: Target, spec: ModelSpec, est: TrainingEstimate, cluster: Cluster) -> LaunchConfig:
-    """The config of `target` for the estimated plan."""
-    if target is Target.DEEPSPEED:
-        return ds.launch(spec, est.job, est.layout, cluster.gpus_per_node)
-    return peft_emit.launch(spec, est.job)
 
 
 def write(target: Target, spec: ModelSpec, est: TrainingEstimate, cluster: Cluster, out: Path | None) -> None:

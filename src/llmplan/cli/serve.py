@@ -7,21 +7,19 @@ from typing import Annotated, TypeVar
 import typer
 from rich.table import Table
 
-from llmplan import catalog
+from llmplan.api import serve as api_serve
 from llmplan.breakdown import Term, Unit
 from llmplan.cli import plot as plot_cli
 from llmplan.cli import serve_load as load
 from llmplan.cli._common import JsonOption, console, gib, print_json
-from llmplan.cli.options import ModelArg, check_options
-from llmplan.errors import SpecError
-from llmplan.estimate.inference import InferenceEstimate, estimate_inference
-from llmplan.estimate.serving import EngineOverrides, plan_serving
+from llmplan.cli.options import ModelArg
+from llmplan.estimate.inference import InferenceEstimate
+from llmplan.estimate.serving import plan_serving
 from llmplan.limits import tight_headroom
 from llmplan.loading import load_model
 from llmplan.schema import ServeOut
-from llmplan.specs.engines import ServingEngine, Setting, engine_defaults
-from llmplan.specs.hardware import Cluster
-from llmplan.specs.inference import Engine, InferenceJob, KvDtype, QuantFormat, VllmSettings
+from llmplan.specs.engines import ServingEngine
+from llmplan.specs.inference import KvDtype, QuantFormat
 from llmplan.specs.training import AttentionImpl
 
 T = TypeVar("T")
@@ -105,63 +103,14 @@ def serve(
     (and --concurrency or --request-rate): the engine's scheduler simulated under load — TTFT, TPOT, ITL, E2E
     percentiles, throughput, cost per million tokens, and the largest load meeting --slo-ttft-ms / --slo-tpot-ms."""
 
-    check_options(
-        tp=tp,
-        pp=pp,
-        group_size=group_size,
-        context=context,
-        prompt=prompt,
-        batch=batch,
-        gpu_memory_utilization=gpu_memory_utilization,
-        block_size=block_size,
-        max_num_batched_tokens=max_num_batched_tokens,
-        max_num_seqs=max_num_seqs,
-        ep=ep,
-        num_requests=num_requests,
-        price=price,
-    )
+    opts = api_serve.ServeOptions.of(locals())
+    api_serve.check(opts, num_requests=num_requests, price=price)
     plot_cli.check(plot)
-    if prompt is not None and prompt > context:
-        raise SpecError("--prompt", f"{prompt} exceeds --context {context} (allowed: 1 to {context})")
     spec = load_model(model)
-    if ep > 1 and spec.moe is None:
-        raise SpecError("--ep", f"{ep} > 1 but {spec.name} has no experts (allowed: --ep 1)")
-    acc = catalog.accelerator(gpu)
-    defaults = engine_defaults(engine if engine is not ServingEngine.HF else ServingEngine.VLLM, acc, tp)
-    overrides = EngineOverrides(
-        max_num_seqs=max_num_seqs,
-        max_num_batched_tokens=max_num_batched_tokens,
-        chunked_prefill=chunked_prefill,
-        block_size=block_size,
-        memory_fraction=gpu_memory_utilization,
-        cuda_graphs=False if enforce_eager else None,
-    )
     loaded = input_len is not None or output_len is not None or request_rate is not None
-    if loaded:
-        context = load.context_of(input_len, output_len)
-    job = InferenceJob(
-        quant=quant,
-        compute_dtype=compute_dtype,
-        kv_dtype=kv_dtype,
-        context_len=context,
-        prompt_len=prompt,
-        batch=batch if batch is not None else 1,
-        engine=Engine.HF if engine is ServingEngine.HF else Engine.VLLM,
-        attention=attention,
-        group_size=group_size,
-        tp=tp,
-        pp=pp,
-        vllm=VllmSettings(
-            gpu_memory_utilization=_pick(gpu_memory_utilization, defaults.memory_fraction),
-            block_size=_pick(block_size, defaults.block_size),
-            max_num_batched_tokens=_pick(max_num_batched_tokens, defaults.max_num_batched_tokens),
-            max_num_seqs=_pick(max_num_seqs, defaults.max_num_seqs),
-            enable_chunked_prefill=_pick(chunked_prefill, defaults.chunked_prefill),
-            cuda_graphs=not enforce_eager,
-        ),
-    )
-    cluster = Cluster(accelerator=acc, gpus_per_node=max(8, tp * pp))
-    est = estimate_inference(spec, job, cluster)
+    run = api_serve.prepare(spec, opts, load.context_of(input_len, output_len) if loaded else None)
+    job, cluster, overrides, context = run.job, run.cluster, run.overrides, run.job.context_len
+    est = run.estimate
     if plot is not None:
         from llmplan.charts import serving_charts
 
@@ -185,11 +134,6 @@ def serve(
     _print(est)
     if explain:
         _explain(est)
-
-
-def _pick(value: T | None, setting: Setting) -> T:
-    """The user's value, else the engine's default."""
-    return value if value is not None else setting.value  # type: ignore[return-value]
 
 
 def _print(est: InferenceEstimate) -> None:

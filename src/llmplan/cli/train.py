@@ -2,14 +2,14 @@
 
 from __future__ import annotations
 
-from enum import Enum
 from pathlib import Path
 from typing import Annotated
 
 import typer
 from rich.table import Table
 
-from llmplan import catalog
+from llmplan.api import train as api_train
+from llmplan.api.options import OffloadWhat
 from llmplan.breakdown import Term, Unit
 from llmplan.cli import options as o
 from llmplan.cli import plot as plot_cli
@@ -17,19 +17,14 @@ from llmplan.cli import train_command
 from llmplan.cli import train_time as tt
 from llmplan.cli._common import JsonOption, console, gib, print_json
 from llmplan.emit import Target
-from llmplan.errors import SpecError
-from llmplan.estimate.cost import estimate_run
 from llmplan.estimate.explain import explain_training
-from llmplan.estimate.suggest import Suggestion, suggest
-from llmplan.estimate.time import estimate_time
-from llmplan.estimate.training import TrainingEstimate, estimate_training
+from llmplan.estimate.suggest import Suggestion
+from llmplan.estimate.training import TrainingEstimate
 from llmplan.limits import TIGHT_BYTES, TIGHT_FRACTION, tight_headroom
 from llmplan.loading import load_model
-from llmplan.schema import SuggestionOut, TrainOut
 from llmplan.specs.hardware import Cluster
 from llmplan.specs.training import (
     AttentionImpl,
-    Layout,
     Method,
     OffloadTarget,
     Optimizer,
@@ -40,14 +35,6 @@ from llmplan.specs.training import (
     Stack,
 )
 from llmplan.units import MIB
-
-
-class OffloadWhat(str, Enum):
-    """What `--offload` moves off the GPU."""
-
-    OPTIMIZER = "optimizer"
-    PARAMS = "params"
-    BOTH = "both"
 
 
 def train(
@@ -123,125 +110,28 @@ def train(
         ctx.params.clear()
         ctx.params.update(params)
         return train(ctx, **params)
-    o.check_options(
-        lora_rank=lora_rank,
-        lora_dropout=lora_dropout,
-        lora_alpha=lora_alpha,
-        num_virtual_tokens=num_virtual_tokens,
-        micro_batch=micro_batch,
-        seq_len=seq_len,
-        grad_accum=grad_accum,
-        gpus=gpus,
-        gpus_per_node=gpus_per_node,
-        dp=dp,
-        tp=tp,
-        pp=pp,
-        cp=cp,
-        ep=ep,
-        zero=zero,
-        nodes=nodes,
-        price=price,
-        virtual_stages=virtual_stages,
-    )
+    opts = api_train.TrainOptions.of(locals())
+    api_train.check(opts)
     plot_cli.check(plot)
-    spec = load_model(model)
-    if cluster_id is not None:
-        cluster = tt.preset_cluster(cluster_id, gpus, nodes)
-        acc, gpus, network_note = cluster.accelerator, cluster.num_gpus, ""
-    else:
-        acc = catalog.accelerator(gpu)
-        gpus = tt.total_gpus(gpus, nodes, gpus_per_node)
-        cluster, network_note = tt.cluster_network(_cluster(acc, gpus, gpus_per_node))
-    job = o.training_job(
-        method=method,
-        precision=precision,
-        optimizer=optimizer,
-        optimizer_impl=optimizer_impl,
-        micro_batch=micro_batch,
-        seq_len=seq_len,
-        grad_accum=grad_accum,
-        recompute=recompute,
-        attention=attention,
-        lora_rank=lora_rank,
-        lora_alpha=lora_alpha,
-        lora_targets=lora_targets,
-        num_virtual_tokens=num_virtual_tokens,
-        packing=packing,
-        chunked_ce=chunked_ce,
-        lora_dropout=lora_dropout,
-    )
-    train_tokens = tt.run_tokens(tokens, epochs, dataset_tokens)
-    lay = _layout(gpus, dp, tp, pp, cp, ep, sequence_parallel, zero, fsdp, offload, offload_target, stack)
-    lay = tt.with_schedule(lay, pp_schedule, virtual_stages)
-    est = estimate_training(spec, job, lay, cluster)
+    run = api_train.prepare(load_model(model), opts)
     if plot is not None:
         from llmplan.charts import training_charts
 
-        plot_cli.write(plot, training_charts(spec, job, lay, cluster))
+        plot_cli.write(plot, training_charts(run.spec, run.job, run.layout, run.cluster))
     if emit_target is not None:
         from llmplan.cli import emit
 
-        emit.write(emit_target, spec, est, cluster, out)
+        emit.write(emit_target, run.spec, run.estimate, run.cluster, out)
         return
-    tips = tuple(
-        (tip, train_command.command(model, ctx.params, tip))
-        for tip in suggest(spec, job, lay, cluster, baseline=est)
-    )
-    timing = estimate_time(spec, job, lay, cluster)
-    cost = None
-    if train_tokens is not None:
-        timing, cost = estimate_run(
-            timing, tokens=train_tokens, gpus=lay.num_gpus, acc=acc, price_usd_per_gpu_hour=price
-        )
+    res = api_train.results(run, price, lambda tip: train_command.command(model, ctx.params, tip))
     if json_out:
-        warnings = tuple(w for w in (tight_headroom(est.headroom_bytes, est.capacity_bytes),) if w)
-        shown = tuple(SuggestionOut.of(tip, cmd) for tip, cmd in tips)
-        print_json(TrainOut.of(est, shown, warnings, time=timing, cost=cost))
+        print_json(res.out())
         return
-    _print(est, tips, cluster)
-    tt.print_time(timing, cost, network_note)
+    _print(run.estimate, res.tips, run.cluster)
+    tt.print_time(res.timing, res.cost, run.network_note)
     if explain:
-        _print_explain(explain_training(est))
-        tt.print_time_explain(timing)
-
-
-def _layout(gpus, dp, tp, pp, cp, ep, sequence_parallel, zero, fsdp, offload, target, stack) -> Layout:
-    stage = o.zero_stage(zero)
-    if dp is None:
-        model_parallel = tp * pp * cp
-        if gpus % model_parallel:
-            raise SpecError(
-                "--gpus",
-                f"{gpus} is not divisible by tp·pp·cp = {tp}·{pp}·{cp} = {model_parallel} "
-                f"(allowed: multiples of {model_parallel}, or set --dp so that dp·tp·pp·cp = --gpus)",
-            )
-        dp = gpus // model_parallel
-    opt = target if offload in (OffloadWhat.OPTIMIZER, OffloadWhat.BOTH) else OffloadTarget.NONE
-    par = target if offload in (OffloadWhat.PARAMS, OffloadWhat.BOTH) else OffloadTarget.NONE
-    return Layout(
-        dp=dp,
-        tp=tp,
-        pp=pp,
-        cp=cp,
-        ep=ep,
-        sequence_parallel=sequence_parallel,
-        zero=stage,
-        fsdp=fsdp,
-        offload_optimizer=opt,
-        offload_params=par,
-        stack=stack,
-    )
-
-
-def _cluster(acc, gpus: int, gpus_per_node: int) -> Cluster:
-    per_node = min(gpus, gpus_per_node)
-    if gpus % per_node:
-        raise SpecError(
-            "--gpus",
-            f"{gpus} does not fill nodes of --gpus-per-node {gpus_per_node} "
-            f"(allowed: up to {gpus_per_node}, or multiples of {gpus_per_node})",
-        )
-    return Cluster(accelerator=acc, gpus_per_node=per_node, nodes=gpus // per_node)
+        _print_explain(explain_training(run.estimate))
+        tt.print_time_explain(res.timing)
 
 
 def _print(est: TrainingEstimate, tips: tuple[tuple[Suggestion, str], ...], cluster: Cluster) -> None:

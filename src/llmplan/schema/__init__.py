@@ -9,6 +9,7 @@ estimate/ are validated as they are); memory and time breakdowns are the estimat
 
 from llmplan.schema.commands import (
     ClustersOut,
+    EmitOut,
     EncodingOut,
     FormatsOut,
     GpusOut,
@@ -37,6 +38,7 @@ __all__ = [
     "BreakdownOut",
     "ChangeOut",
     "ClustersOut",
+    "EmitOut",
     "EncodingOut",
     "Envelope",
     "FormatsOut",

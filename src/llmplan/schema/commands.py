@@ -1,5 +1,5 @@
 """The outputs of the listing and tool commands: params, models, gpus, clusters, formats, trace, measure,
-validate."""
+validate; and the web API's document of `llmplan emit`."""
 
 from __future__ import annotations
 
@@ -101,3 +101,21 @@ class ValidateOut(Envelope):
     trace: list[dict[str, JsonValue]]
     measured: list[dict[str, JsonValue]]
     broken: list[str]
+
+
+class EmitOut(Envelope):
+    """The web API's `/api/emit`: the file `llmplan emit TARGET ... --out FILE` writes (`text`, byte for byte),
+    the launch command it prints on stderr, and the plan's figures it prints beside them."""
+
+    command: Literal["emit"] = "emit"
+    target: str
+    filename: str
+    text: str
+    launch: str
+    model: str
+    accelerator: str
+    gpus: int
+    device_bytes: int
+    capacity_bytes: int
+    fits: bool
+    trainable_params: int
