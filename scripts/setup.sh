@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Creates .venv with llmplan and its trace + dev + peers + engines + plot extras. torch is installed first, pinned to the 2.13.0 CPU
+# Creates .venv with llmplan and its trace + dev + peers + engines + plot + web extras. torch is installed first, pinned to the 2.13.0 CPU
 # build (on the development machines it lies on disk; an unpinned torch would pull a multi-GB CUDA build),
 # then transformers and peft reuse it. Idempotent: a second run only re-checks.
 set -euo pipefail
@@ -8,7 +8,18 @@ PYTHON=${PYTHON:-python3}
 if [ ! -x .venv/bin/python ]; then
     "$PYTHON" -m venv .venv
 fi
-if ! .venv/bin/python -c "import torch, transformers, peft, deepspeed, resvg_py, llmplan" >/dev/null 2>&1; then
+if ! .venv/bin/python -c "import torch, transformers, peft, deepspeed, resvg_py, fastapi, uvicorn, httpx, playwright, aiohttp, llmplan" >/dev/null 2>&1; then
     .venv/bin/pip install --quiet --disable-pip-version-check "torch==2.13.0"
-    DS_BUILD_OPS=0 .venv/bin/pip install --quiet --disable-pip-version-check -e ".[trace,dev,peers,engines,plot]"
+    DS_BUILD_OPS=0 .venv/bin/pip install --quiet --disable-pip-version-check -e ".[trace,dev,peers,engines,plot,web]"
+fi
+# The browser test (tests/test_web_browser.py) drives Debian's chromium through Playwright (Playwright's own
+# browser download is not reachable here). Installed when missing and this runs as root with apt-get; otherwise
+# a note, and that one test skips saying why.
+if [ ! -x /usr/bin/chromium ]; then
+    if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then
+        (apt-get install -y -q chromium >/dev/null 2>&1 || { apt-get update -q >/dev/null 2>&1 && apt-get install -y -q chromium >/dev/null 2>&1; }) \
+            || echo "setup: apt-get install chromium failed: the browser test will skip" >&2
+    else
+        echo "setup: /usr/bin/chromium is missing (install it: apt-get install -y chromium): the browser test will skip" >&2
+    fi
 fi

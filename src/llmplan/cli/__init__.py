@@ -26,6 +26,7 @@ from llmplan.cli import (
     trace,
     train,
     validate,
+    web,
 )
 from llmplan.cli._usage import usage_line
 from llmplan.errors import LlmplanError
@@ -37,7 +38,7 @@ app = typer.Typer(
     add_completion=False,
     pretty_exceptions_enable=False,
 )
-for module in (models, gpus, clusters, params, validate, serve, formats, trace, measure, train, plan, emit):
+for module in (models, gpus, clusters, params, validate, serve, formats, trace, measure, train, plan, emit, web):
     module.register(app)
 
 
