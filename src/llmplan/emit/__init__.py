@@ -7,7 +7,9 @@ plan the target cannot express with an `EmitError` naming the target and the set
 - `deepspeed`: the DeepSpeed JSON (`deepspeed.runtime.config.DeepSpeedConfig` reads it) and its launch command;
   `read_deepspeed` turns such a JSON back into the job and layout fields it sets;
 - `peft`: the adapter_config.json of the peft method (`peft.LoraConfig(**...)` and the other config classes);
-  `read_peft` reads one back.
+  `read_peft` reads one back;
+- serving (`llmplan serve --emit`): `vllm` (EngineArgs YAML + `vllm serve` line, read back by `serve --from`),
+  `sglang` (ServerArgs flags), each from `serving.ServePlan`, the settings the serving estimate resolved.
 """
 
 from __future__ import annotations
@@ -25,6 +27,15 @@ class Target(str, Enum):
     """DeepSpeed JSON (ds_config.json) and the `deepspeed` launcher command."""
     PEFT = "peft"
     """peft adapter_config.json (LoraConfig and the prompt / prefix / p-tuning configs)."""
+
+
+class ServeTarget(str, Enum):
+    """What `llmplan serve --emit` writes (llmplan.emit.serving and one module per engine)."""
+
+    VLLM = "vllm"
+    """`vllm serve MODEL --config vllm.yaml` (EngineArgs fields) and the same arguments as flags."""
+    SGLANG = "sglang"
+    """`python -m sglang.launch_server` arguments (ServerArgs fields) as flags and a YAML."""
 
 
 class EmitError(LlmplanError):

@@ -117,7 +117,7 @@ class ServingEstimate:
         return self.throughput.output_tokens_per_s
 
 
-def _resolved(defaults: EngineDefaults, o: EngineOverrides) -> EngineDefaults:
+def resolved(defaults: EngineDefaults, o: EngineOverrides) -> EngineDefaults:
     """Defaults with the user's overrides, each marked as set by the user."""
     changes: dict[str, Setting] = {}
     for name in (
@@ -350,7 +350,7 @@ def plan_serving(
 ) -> ServingPlan:
     """The workload-independent part of a serving estimate for requests of up to `context` tokens."""
     acc = cluster.accelerator
-    eng = _resolved(engine_defaults(engine, acc, job.tp), overrides or EngineOverrides())
+    eng = resolved(engine_defaults(engine, acc, job.tp), overrides or EngineOverrides())
     notes: list[str] = []
     pool, hf_batch = _pool(model, job, cluster, eng, context)
     step_model = build_step_model(model, job, cluster, eng, ep=ep)
