@@ -7,9 +7,6 @@ Skips only when chromium or Playwright cannot be had (scripts/setup.sh installs 
 from __future__ import annotations
 
 import os
-import socket
-import threading
-import time
 from pathlib import Path
 
 import pytest
@@ -21,25 +18,15 @@ httpx = pytest.importorskip("httpx")
 if not CHROMIUM.exists():
     pytest.skip("/usr/bin/chromium is missing (apt-get install -y chromium)", allow_module_level=True)
 
+from _web_server import serving  # noqa: E402
+
 from llmplan.units import GIB  # noqa: E402
-from llmplan.web.app import create_app  # noqa: E402
 
 
 @pytest.fixture(scope="module")
 def server():
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]
-    srv = uvicorn.Server(uvicorn.Config(create_app(), host="127.0.0.1", port=port, log_level="warning"))
-    thread = threading.Thread(target=srv.run, daemon=True)
-    thread.start()
-    deadline = time.monotonic() + 30
-    while not srv.started:
-        assert time.monotonic() < deadline and thread.is_alive(), "the server did not start"
-        time.sleep(0.05)
-    yield f"http://127.0.0.1:{port}"
-    srv.should_exit = True
-    thread.join(timeout=10)
+    with serving() as url:
+        yield url
 
 
 @pytest.fixture(scope="module")

@@ -160,8 +160,11 @@ def memory_vs_micro_batch(model: ModelSpec, job: TrainingJob, layout: Layout, cl
     return _sweep(model, job, layout, cluster, "micro_batch_size", (1, int(limits.MICRO_BATCH.high), 1))
 
 
-def training_charts(model: ModelSpec, job: TrainingJob, layout: Layout, cluster: Cluster) -> Charts:
-    """Every chart of `llmplan train` (and of the web page's training view), in display order."""
+def training_charts(
+    model: ModelSpec, job: TrainingJob, layout: Layout, cluster: Cluster, timing: TimeEstimate | None = None
+) -> Charts:
+    """Every chart of `llmplan train` (and of the web page's training view), in display order; `timing`: the
+    job's time estimate when the caller has it already (the web API does; it is not made twice)."""
     return Charts(
         command="train",
         title=f"{model.name} on {cluster.num_gpus} × {cluster.accelerator.name}",
@@ -169,6 +172,8 @@ def training_charts(model: ModelSpec, job: TrainingJob, layout: Layout, cluster:
             memory_stack(model, job, layout, cluster),
             memory_vs_seq_len(model, job, layout, cluster),
             memory_vs_micro_batch(model, job, layout, cluster),
-            step_time(model, job, layout, cluster),
+            step_time(model, job, layout, cluster)
+            if timing is None
+            else time_stack(timing, f"{model.name} on {cluster.accelerator.name}"),
         ),
     )

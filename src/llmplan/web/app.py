@@ -157,19 +157,9 @@ def create_app(*, allow_hub: bool = False, cors_origin: str | None = None) -> Fa
     gpus_json = dump(GpusOut(gpus=tuple(catalog.accelerators()))).encode()
 
     def cached(kind: str, req: rq.ModelRef, compute: Any) -> Response:
-        key = f"{kind}:{req.model_dump_json()}"
-        hit = cache.get(key)
-        if hit is None:
-            try:
-                answers = compute()
-            except (LlmplanError, sv.Failed) as exc:
-                hit = exc.answer if isinstance(exc, sv.Failed) else sv.error_answer(exc)
-                cache.put(key, hit)
-                return Response(hit.body, status_code=hit.status, media_type=JSON)
-            canonical = key.split(":", 1)[1]
-            for name, body in answers.items():
-                cache.put(f"{name}:{canonical}", sv.Answer(200, body))
-            hit = sv.Answer(200, answers[kind])
+        base = kind.removeprefix("charts-")
+        names = (base,) if base == "emit" else (base, f"charts-{base}")
+        hit = cache.answer(kind, names, req.model_dump_json(), compute, serial=base != "plan")
         return Response(hit.body, status_code=hit.status, media_type=JSON)
 
     def train_pair(req: rq.ModelRef) -> dict[str, bytes]:

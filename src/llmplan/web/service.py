@@ -15,6 +15,7 @@ search. One plan runs at a time (`PLAN_QUEUE_S` of waiting, then 503).
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import json
 import multiprocessing
@@ -115,11 +116,18 @@ def model_loader(req: rq.ModelRef, allow_hub: bool) -> tuple[Callable[[], ModelS
 
 
 class Cache:
-    """A thread-safe LRU of answers."""
+    """A thread-safe LRU of answers, with one computation at a time and one per key.
+
+    The page asks for a state's numbers and its charts at once, and users who open one link ask for the same
+    states: the first request of a key computes every answer of its group (`names`), the others wait for it
+    (single flight). Computations run one at a time (`_compute`): one process holds one core for Python
+    code, and cached answers then wait for at most one computation's GIL slices instead of forty."""
 
     def __init__(self, entries: int = CACHE_ENTRIES) -> None:
         self._data: OrderedDict[str, Answer] = OrderedDict()
         self._lock = threading.Lock()
+        self._compute = threading.Lock()
+        self._flights: dict[str, threading.Event] = {}
         self._entries = entries
         self.hits = 0
         self.misses = 0
@@ -140,6 +148,46 @@ class Cache:
             self._data.move_to_end(key)
             while len(self._data) > self._entries:
                 self._data.popitem(last=False)
+
+    def answer(
+        self,
+        kind: str,
+        names: tuple[str, ...],
+        canonical: str,
+        compute: Callable[[], dict[str, bytes]],
+        serial: bool = True,
+    ) -> Answer:
+        """The answer of `kind` for the canonical request: cached, or computed with the rest of `names`
+        (an error answer is kept for every name of the group); `serial` False for work done in another
+        process (the plan worker), which need not wait for this process's computations."""
+        key = f"{kind}:{canonical}"
+        while True:
+            hit = self.get(key)
+            if hit is not None:
+                return hit
+            group = f"{names[0]}:{canonical}"
+            with self._lock:
+                flight = self._flights.get(group)
+                mine = flight is None
+                if mine:
+                    flight = self._flights[group] = threading.Event()
+            if mine:
+                break
+            flight.wait(PLAN_TIME_LIMIT_S + PLAN_QUEUE_S)
+        try:
+            with self._compute if serial else contextlib.nullcontext():
+                try:
+                    found = {f"{n}:{canonical}": Answer(200, body) for n, body in compute().items()}
+                except (LlmplanError, Failed) as exc:
+                    failed = exc.answer if isinstance(exc, Failed) else error_answer(exc)
+                    found = {f"{n}:{canonical}": failed for n in names}
+            for k, v in found.items():
+                self.put(k, v)
+            return found[key]
+        finally:
+            with self._lock:
+                del self._flights[group]
+            flight.set()
 
 
 def _charts_json(charts: object) -> bytes:
@@ -162,7 +210,7 @@ def train_answers(req: rq.ModelRef, allow_hub: bool) -> tuple[bytes, bytes]:
     given |= {k: v for k, v in req.__dict__.items() if k not in given} | {"model": ref}
     res = api_train.train(load, opts, lambda tip: train_command.command(ref, given, tip))
     run = res.run
-    charts = training_charts(run.spec, run.job, run.layout, run.cluster)
+    charts = training_charts(run.spec, run.job, run.layout, run.cluster, timing=res.timing)
     return dump(res.out()).encode(), _charts_json(charts)
 
 
