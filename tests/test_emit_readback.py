@@ -173,6 +173,6 @@ def test_unreadable_from_file_names_the_key(capsys, tmp_path, content, key) -> N
 
 def test_from_file_that_is_not_json_exit_2(capsys, tmp_path) -> None:
     path = tmp_path / "in.json"
-    path.write_text("train_batch_size: 8\n")
+    path.write_text("train_batch_size: [8\n")
     code, _, err = run(capsys, "train", "llama-2-7b", "--from", str(path))
-    assert code == 2 and "not JSON" in err
+    assert code == 2 and "not JSON" in err and "nor YAML" in err

@@ -3,7 +3,8 @@ options (`emit.deepspeed`, `emit.peft`), and the web API's document of it (`sche
 
 from __future__ import annotations
 
-from llmplan.emit import LaunchConfig, Target
+from llmplan.emit import LaunchConfig, Target, trainer
+from llmplan.emit import accelerate as acc_emit
 from llmplan.emit import deepspeed as ds
 from llmplan.emit import peft as peft_emit
 from llmplan.estimate.training import TrainingEstimate
@@ -16,6 +17,9 @@ def launch_config(target: Target, spec: ModelSpec, est: TrainingEstimate, cluste
     """The config of `target` for the estimated plan (EmitError when the target cannot express it)."""
     if target is Target.DEEPSPEED:
         return ds.launch(spec, est.job, est.layout, cluster.gpus_per_node)
+    if target is Target.ACCELERATE:
+        head = trainer.header(trainer.plan_lines(est))
+        return acc_emit.launch(spec, est.job, est.layout, cluster.gpus_per_node, head)
     return peft_emit.launch(spec, est.job)
 
 

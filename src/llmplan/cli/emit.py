@@ -23,7 +23,9 @@ from llmplan.estimate.training import TrainingEstimate
 from llmplan.specs.hardware import Cluster
 from llmplan.specs.model import ModelSpec
 
-TargetArg = Annotated[Target, typer.Argument(help="What to write: deepspeed (ds_config.json) or peft.")]
+TargetArg = Annotated[
+    Target, typer.Argument(help="What to write: deepspeed (ds_config.json), peft, accelerate (YAML).")
+]
 
 
 def write(target: Target, spec: ModelSpec, est: TrainingEstimate, cluster: Cluster, out: Path | None) -> None:

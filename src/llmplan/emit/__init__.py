@@ -8,6 +8,7 @@ plan the target cannot express with an `EmitError` naming the target and the set
   `read_deepspeed` turns such a JSON back into the job and layout fields it sets;
 - `peft`: the adapter_config.json of the peft method (`peft.LoraConfig(**...)` and the other config classes);
   `read_peft` reads one back;
+- `accelerate`: the `accelerate launch --config_file` YAML (FSDP, DeepSpeed plugin, DDP), read back too;
 - serving (`llmplan serve --emit`): `vllm` (EngineArgs YAML + `vllm serve` line, read back by `serve --from`),
   `sglang` (ServerArgs flags), each from `serving.ServePlan`, the settings the serving estimate resolved.
 """
@@ -27,6 +28,8 @@ class Target(str, Enum):
     """DeepSpeed JSON (ds_config.json) and the `deepspeed` launcher command."""
     PEFT = "peft"
     """peft adapter_config.json (LoraConfig and the prompt / prefix / p-tuning configs)."""
+    ACCELERATE = "accelerate"
+    """accelerate config YAML (FSDP / DeepSpeed plugin / DDP) and the `accelerate launch` command."""
 
 
 class ServeTarget(str, Enum):
