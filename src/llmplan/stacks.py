@@ -17,7 +17,13 @@ What the records hold and where it enters:
 - `nccl_bytes_per_communicator`: NCCL buffers of each process group (`formulas.overheads`);
 - `alloc_conf`: the `PYTORCH_CUDA_ALLOC_CONF` the stack sets; recorded for launch configs, not modelled (the
   allocator gap is one fraction for every stack, `formulas.overheads.FRAGMENTATION`);
-- `zero_stages`, `fsdp`: which sharding the stack can run (others are refused, naming the stack).
+- `zero_stages`, `fsdp`: which sharding the stack can run (others are refused, naming the stack);
+- `adapter_dtype`: the dtype of PEFT adapters' weights, gradients and optimizer states when `--adapter-dtype`
+  is not given (`formulas.model_states`, `formulas.layer_activations`): fp32 where peft's `get_peft_model`
+  runs with its default `autocast_adapter_dtype=True` (peft/tuners/tuners_utils.py `_cast_adapter_dtype`
+  upcasts bf16 / fp16 adapters to fp32; LLaMA-Factory model/adapter.py also casts trainable parameters to
+  fp32 unless pure bf16), bf16 where the recipe builds the whole model, adapters included, in bf16
+  (torchtune recipes/lora_finetune_*.py under `training.set_default_dtype(self._dtype)`).
 """
 
 from __future__ import annotations
@@ -26,7 +32,7 @@ from dataclasses import dataclass
 
 from llmplan.errors import LayoutError
 from llmplan.formulas.overheads import NCCL_BYTES_PER_COMMUNICATOR
-from llmplan.specs.training import Layout, Stack
+from llmplan.specs.training import AdapterDtype, Layout, Stack
 
 
 @dataclass(frozen=True, slots=True)
@@ -131,6 +137,8 @@ class StackDefaults:
     alloc_conf: str
     """`PYTORCH_CUDA_ALLOC_CONF` the stack sets ("" = PyTorch's default); recorded, not modelled."""
     source: str
+    adapter_dtype: AdapterDtype = AdapterDtype.FP32
+    """PEFT adapters' weights, gradients and states unless `--adapter-dtype` says otherwise (module doc)."""
 
 
 _HF = {
@@ -217,8 +225,9 @@ DEFAULTS: dict[Stack, StackDefaults] = {
         ddp_bucket_copy=True,
         nccl_bytes_per_communicator=NCCL_BYTES_PER_COMMUNICATOR,
         alloc_conf="",
-        source="torchtune recipes (dtype bf16, no autocast; training.get_dtype), torchtune/modules/loss "
-        "CEWithChunkedOutputLoss (logits chunks .float())",
+        adapter_dtype=AdapterDtype.BF16,
+        source="torchtune recipes (dtype bf16, no autocast; training.get_dtype; LoRA adapters built in bf16 "
+        "under training.set_default_dtype), torchtune/modules/loss CEWithChunkedOutputLoss (logits chunks .float())",
     ),
     Stack.TORCHTITAN: StackDefaults(
         stack=Stack.TORCHTITAN,
@@ -279,6 +288,8 @@ class StackSettings:
     ddp_bucket_copy: bool
     nccl_bytes_per_communicator: int
     alloc_conf: str
+    adapter_dtype: AdapterDtype
+    """PEFT adapters' dtype when the job does not set one."""
 
 
 def defaults(stack: Stack) -> StackDefaults:
@@ -317,6 +328,7 @@ def resolve(layout: Layout, hidden_size: int) -> StackSettings:
         ddp_bucket_copy=d.ddp_bucket_copy,
         nccl_bytes_per_communicator=d.nccl_bytes_per_communicator,
         alloc_conf=d.alloc_conf,
+        adapter_dtype=d.adapter_dtype,
     )
 
 

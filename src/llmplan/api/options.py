@@ -13,6 +13,7 @@ from llmplan.errors import Problem, SpecError, raise_problems
 from llmplan.estimate.cost import check_tokens
 from llmplan.specs.hardware import Accelerator, Cluster
 from llmplan.specs.training import (
+    AdapterDtype,
     AttentionImpl,
     FsdpStrategy,
     Layout,
@@ -134,6 +135,8 @@ def training_job(
     packing: bool = False,
     chunked_ce: bool = False,
     lora_dropout: float = 0.0,
+    adapter_dtype: AdapterDtype | None = None,
+    activation_offload: bool = False,
 ) -> TrainingJob:
     """The TrainingJob the options describe."""
     targets = lora_target_names(lora_targets)
@@ -142,6 +145,7 @@ def training_job(
         lora_alpha=lora_alpha,
         lora_targets=targets,
         lora_dropout=lora_dropout,
+        adapter_dtype=adapter_dtype,
         num_virtual_tokens=num_virtual_tokens,
     )
     return TrainingJob(
@@ -156,6 +160,7 @@ def training_job(
         attention=attention,
         packing=packing,
         chunked_ce=chunked_ce,
+        activation_offload=activation_offload,
         peft=peft,
     )
 

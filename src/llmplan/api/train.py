@@ -22,6 +22,7 @@ from llmplan.schema import SuggestionOut, TrainOut
 from llmplan.specs.hardware import Accelerator, Cluster
 from llmplan.specs.model import ModelSpec
 from llmplan.specs.training import (
+    AdapterDtype,
     AttentionImpl,
     FsdpStrategy,
     Layout,
@@ -46,6 +47,7 @@ class TrainOptions:
     lora_alpha: float
     lora_targets: str
     lora_dropout: float
+    adapter_dtype: AdapterDtype | None
     num_virtual_tokens: int
     precision: Precision
     optimizer: Optimizer
@@ -57,6 +59,7 @@ class TrainOptions:
     attention: AttentionImpl
     packing: bool
     chunked_ce: bool
+    offload_activations: bool
     gpu: str
     gpus: int
     gpus_per_node: int
@@ -127,7 +130,8 @@ def prepare(spec: ModelSpec, opts: TrainOptions) -> TrainRun:
         grad_accum=opts.grad_accum, recompute=opts.recompute, attention=opts.attention,
         lora_rank=opts.lora_rank, lora_alpha=opts.lora_alpha, lora_targets=opts.lora_targets,
         num_virtual_tokens=opts.num_virtual_tokens, packing=opts.packing, chunked_ce=opts.chunked_ce,
-        lora_dropout=opts.lora_dropout,
+        lora_dropout=opts.lora_dropout, adapter_dtype=opts.adapter_dtype,
+        activation_offload=opts.offload_activations,
     )  # fmt: skip
     train_tokens = o.run_tokens(opts.tokens, opts.epochs, opts.dataset_tokens)
     lay = o.training_layout(

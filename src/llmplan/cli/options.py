@@ -19,6 +19,7 @@ from llmplan.api.options import (  # noqa: F401 (the subcommands use them as `op
     zero_stage,
 )
 from llmplan.specs.training import (
+    AdapterDtype,
     AttentionImpl,
     FsdpStrategy,
     Method,
@@ -51,6 +52,22 @@ LoraTargetsOption = Annotated[
 ]
 LoraDropoutOption = Annotated[
     float, typer.Option("--lora-dropout", help="Dropout on the LoRA adapter input (peft's lora_dropout).")
+]
+AdapterDtypeOption = Annotated[
+    AdapterDtype | None,
+    typer.Option(
+        "--adapter-dtype",
+        help="Adapter weights, grads and optimizer states (default: the stack's; peft-based stacks fp32, "
+        "torchtune bf16).",
+    ),
+]
+OffloadActivationsOption = Annotated[
+    bool,
+    typer.Option(
+        "--offload-activations",
+        help="Saved activations to host RAM during forward, one layer kept (torchtune / Megatron offload; with "
+        "--recompute full: unsloth's offloaded checkpoints).",
+    ),
 ]
 VirtualTokensOption = Annotated[
     int,

@@ -45,6 +45,7 @@ def train(
     lora_alpha: o.LoraAlphaOption = 16,
     lora_targets: o.LoraTargetsOption = "q_proj,v_proj",
     lora_dropout: o.LoraDropoutOption = 0.0,
+    adapter_dtype: o.AdapterDtypeOption = None,
     num_virtual_tokens: o.VirtualTokensOption = 20,
     precision: o.PrecisionOption = Precision.BF16_MIXED,
     optimizer: o.OptimizerOption = Optimizer.ADAMW,
@@ -58,6 +59,7 @@ def train(
     chunked_ce: Annotated[
         bool, typer.Option("--chunked-ce", help="Chunked cross-entropy (no full logits).")
     ] = False,
+    offload_activations: o.OffloadActivationsOption = False,
     gpu: Annotated[str, typer.Option("--gpu", help="Accelerator id or alias.")] = "h100-sxm-80gb",
     gpus: Annotated[int, typer.Option("--gpus", help="GPUs in the job.")] = 1,
     gpus_per_node: Annotated[int, typer.Option("--gpus-per-node", help="GPUs per node.")] = 8,

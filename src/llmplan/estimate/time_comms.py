@@ -7,10 +7,11 @@ between nodes).
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 from llmplan.errors import SpecError
 from llmplan.formulas import compute_time as ct
+from llmplan.formulas.activations import training_activations
 from llmplan.formulas.comms import Collective, CommGroup, collective_time
 from llmplan.formulas.flops import Pass, StepOps
 from llmplan.formulas.layout_comms import DDP_BUCKET_BYTES, CommCall, Overlap, bucketed
@@ -140,7 +141,7 @@ def dp_calls(
     if n > 1 and trainable == 0 and layout.sharding_stage < 3:
         trainable = max(0, states.trainable_on_rank)
     if n <= 1:
-        return _offload_calls(job, layout, cluster, params)
+        return _offload_calls(model, job, layout, cluster, params)
     stage = layout.sharding_stage
     w_bytes = 4 if job.precision in (Precision.FP32, Precision.AMP_BF16) else 2
     fsdp_mixed = layout.fsdp is not None and job.precision in MIXED
@@ -161,7 +162,7 @@ def dp_calls(
                 False,
             )
         )
-        return calls + _offload_calls(job, layout, cluster, params)
+        return calls + _offload_calls(model, job, layout, cluster, params)
     rs = _group(cluster, shard_n, stride, Collective.REDUCE_SCATTER)
     ag = _group(cluster, shard_n, stride, Collective.ALL_GATHER)
     layers = max(1, model.num_hidden_layers // layout.pp)
@@ -185,7 +186,7 @@ def dp_calls(
                 "zero_all_gather", Collective.ALL_GATHER, trainable * w_bytes, ag, 1, gather_overlap, False
             )
         )
-        return calls + _offload_calls(job, layout, cluster, params)
+        return calls + _offload_calls(model, job, layout, cluster, params)
     unit = params * w_bytes / layers
     gathers = (
         CommCall(
@@ -239,20 +240,33 @@ def dp_calls(
                 False,
             )
         )
-    return calls + _offload_calls(job, layout, cluster, params)
+    return calls + _offload_calls(model, job, layout, cluster, params)
 
 
-def _offload_calls(job: TrainingJob, layout: Layout, cluster: Cluster, params: int) -> list[CommCall]:
-    """Parameter offload: the 16-bit parameters cross the host link for forward and for backward."""
-    if layout.offload_params is OffloadTarget.NONE:
+def _offload_calls(
+    model: ModelSpec, job: TrainingJob, layout: Layout, cluster: Cluster, params: int
+) -> list[CommCall]:
+    """Host-link traffic: parameter offload streams the 16-bit parameters in for forward and for backward;
+    activation offload copies each micro-batch's offloaded saved tensors (`ActivationBreakdown.host_bytes` of
+    one micro-batch) down during forward and back up during backward, behind that pass's compute
+    (torchtune `OffloadActivations` and unsloth's offloaded checkpoints use a side stream)."""
+    if layout.offload_params is OffloadTarget.NONE and not job.activation_offload:
         return []
     host = cluster.accelerator.host
     if host is None:
         raise SpecError("offload", f"{cluster.accelerator.name} has no host link in the catalog")
     grp = CommGroup(size=2, intra_bytes_per_s=host.one_way_bytes_per_s)
-    return [
-        CommCall("offload_params_h2d", Collective.P2P, params * 2, grp, 2, Overlap.FORWARD, True),
-    ]
+    calls = []
+    if layout.offload_params is not OffloadTarget.NONE:
+        calls.append(CommCall("offload_params_h2d", Collective.P2P, params * 2, grp, 2, Overlap.FORWARD, True))
+    if job.activation_offload:
+        one = replace(job, grad_accum_steps=1)
+        from llmplan.estimate.training import adapted_linears  # the estimate imports this module
+
+        moved = training_activations(model, one, layout, adapted_linears(model, one)).host_bytes
+        calls.append(CommCall("offload_activations_d2h", Collective.P2P, moved, grp, 1, Overlap.FORWARD, True))
+        calls.append(CommCall("offload_activations_h2d", Collective.P2P, moved, grp, 1, Overlap.BACKWARD, True))
+    return calls
 
 
 def optimizer_step(

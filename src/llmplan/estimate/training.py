@@ -24,7 +24,7 @@ gap; device = reserved + CUDA context + NCCL buffers. The verdict compares devic
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from enum import Enum
 
 from llmplan.breakdown import (
@@ -234,6 +234,8 @@ def estimate_training(
 
     validate_training(model, job, layout, cluster)
     stack = resolve_stack(layout, model.hidden_size)
+    if job.method is not Method.FULL and job.peft.adapter_dtype is None:
+        job = replace(job, peft=replace(job.peft, adapter_dtype=stack.adapter_dtype))
     split = trainable_split(model, job)
     adapted = adapted_linears(model, job)
     act = training_activations(model, job, layout, adapted, stack=stack)
@@ -380,7 +382,11 @@ def _assumptions(job: TrainingJob, layout: Layout, ms: ModelStates) -> list[str]
             "(ZeRO paper's 16 B/param)"
         )
     if job.method is not Method.FULL:
-        out.append("adapters kept in fp32 (peft autocast_adapter_dtype=True): 4 B weights, grads, per state")
+        dtype = job.peft.adapter_dtype.value if job.peft.adapter_dtype else "fp32"
+        out.append(
+            f"adapters kept in {dtype} (--adapter-dtype; stack default in llmplan.stacks): "
+            f"{job.peft.adapter_bytes} B weights, grads, per state"
+        )
     if job.method is Method.QLORA:
         out.append("QLoRA base: NF4 with double quantization; embeddings, lm_head and norms in 16-bit")
     if ms.sharding_group > 1:

@@ -32,7 +32,6 @@ from llmplan.breakdown import (
 from llmplan.formulas import overheads as ovf
 from llmplan.formulas.activations import ActivationBreakdown
 from llmplan.formulas.model_states import (
-    ADAPTER_BYTES,
     MIXED,
     PURE_16,
     WEIGHT_BYTES,
@@ -97,7 +96,7 @@ def phase_terms(x: TermInputs, moment: str, v: PhaseValues) -> Breakdown:
         f"{x.inv.total:,} parameters on this GPU (tp {layout.tp}, pp stage {x.stage} of {layout.pp}, "
         f"ep {layout.ep}) × {w} B ({job.precision.value})"
         + (f", decoder linears in NF4 ({_b(x.inv.nf4_bytes)})" if job.method is Method.QLORA else "")
-        + (f" + {x.split.adapter:,} adapter parameters × {ADAPTER_BYTES} B" if x.split.adapter else "")
+        + (f" + {x.split.adapter:,} adapter parameters × {job.peft.adapter_bytes} B" if x.split.adapter else "")
         + shard(3)
         + (" (offloaded)" if layout.offload_params.value != "none" else "")
         + f" = {_b(ms.weights_bytes)}",
@@ -109,7 +108,9 @@ def phase_terms(x: TermInputs, moment: str, v: PhaseValues) -> Breakdown:
         ms.master_weights_bytes,
         Unit.BYTES,
         (
-            f"4 B × {x.split.base_trainable:,} trainable base parameters{shard(1)} = {_b(ms.master_weights_bytes)}"
+            f"4 B × {x.split.base_trainable:,} trainable base parameters"
+            + (f" + 4 B × {x.split.adapter:,} 16-bit adapters" if x.split.adapter and job.peft.adapter_bytes < 4 else "")
+            + f"{shard(1)} = {_b(ms.master_weights_bytes)}"
             if job.precision in MIXED
             else f"{job.precision.value} keeps no fp32 master copy = 0 B"
         ),
@@ -123,7 +124,7 @@ def phase_terms(x: TermInputs, moment: str, v: PhaseValues) -> Breakdown:
         OPTIMIZER_STATES,
         v.optimizer_states,
         Unit.BYTES,
-        f"{_states_formula(job.optimizer)}, s = {s} B (adapters {ADAPTER_BYTES} B), trainable "
+        f"{_states_formula(job.optimizer)}, s = {s} B (adapters {job.peft.adapter_bytes} B), trainable "
         f"{x.split.total:,}{shard(1)}"
         + (
             f", {_b(ms.optimizer_states_bytes - v.optimizer_states)} paged out"
@@ -164,7 +165,7 @@ def phase_terms(x: TermInputs, moment: str, v: PhaseValues) -> Breakdown:
 def _gradients_formula(x: TermInputs, moment: str, value: int) -> str:
     ms, job = x.ms, x.job
     n, zk = ms.sharding_group, x.layout.sharding_stage
-    full = f"{WEIGHT_BYTES[job.precision]} B × trainable base + {ADAPTER_BYTES} B × adapters" + (
+    full = f"{WEIGHT_BYTES[job.precision]} B × trainable base + {job.peft.adapter_bytes} B × adapters" + (
         f" ÷ {n} GPUs (ZeRO-2)" if zk >= 2 and n > 1 else ""
     )
     if moment == OPTIMIZER_STEP:

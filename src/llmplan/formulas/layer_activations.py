@@ -44,8 +44,10 @@ Llama (RMSNorm, SwiGLU, sdpa), bf16, full training: 2·(4h+4+2h) + 2h + 2·(a·d
 layer (45.5 bytes per token per hidden unit), equal to the trace to the byte.
 
 PEFT on a frozen base (peft 0.21, peft/tuners/lora/layer.py `Linear.forward`): each adapted linear casts its
-input to the adapter dtype (fp32) separately, so q, k and v save three fp32 copies: 4·in + 4·r (lora_A's
-output) per adapted linear, + 1·in with lora_dropout > 0 (mask); frozen linears save no input. DoRA
+input to the adapter dtype (fp32 by default) separately, so q, k and v save three fp32 copies: 4·in + 4·r
+(lora_A's output) per adapted linear, + 1·in with lora_dropout > 0 (mask, and the dropped copy replaces the
+cast one); adapters in the compute dtype (`--adapter-dtype bf16`) cast nothing, so without dropout lora_A saves
+the linear's own input, once per distinct input (`_lora_input_bytes`); frozen linears save no input. DoRA
 (peft/tuners/lora/dora.py `DoraLinearLayer.forward`) also saves the base and LoRA results (e·out + 4·out per
 token) and the fp32 column norm and magnitude scales (3·4·out per layer); the eye(in) it pushes through lora_A
 and lora_B to form B·A, and the fp32 copies of W and W + s·B·A, are freed when the module returns (a
@@ -258,19 +260,14 @@ def _gemm_input_terms(
         seen.add(key)
         shares_core_out = row and lin.group is Group.ATTENTION and sdpa_like and not fused
         amp_cast = job.precision is Precision.AMP_BF16 and not row  # autocast casts the fp32 norm output
-        if (first or amp_cast) and not shares_core_out:
+        input_saved = (first or amp_cast) and not shares_core_out
+        if input_saved:
             if base_trains or param_wrapped(ctx, lin):
                 adds += f * lin.in_features
             elif job.method is Method.QLORA:
                 adds += e * lin.in_features  # bitsandbytes MatMul4Bit keeps its input A for grad_input
         if job.method in LORA_FAMILY and is_adapted(ctx, lin) and not param_wrapped(ctx, lin):
-            # peft casts x to the adapter dtype (fp32) per adapted linear and lora_A saves that copy; lora_B
-            # saves lora_A's output (r). peft/tuners/lora/layer.py Linear.forward, `_cast_input_dtype`.
-            # under autocast lora_A runs in bf16: a bf16 copy of x and a bf16 output
-            adapter = 2 if job.precision is Precision.AMP_BF16 else FP32
-            adds += adapter * (lin.in_features + job.peft.lora_rank)
-            if job.peft.lora_dropout > 0:
-                adds += DROPOUT_MASK_BYTES * lin.in_features
+            adds += _lora_input_bytes(ctx, lin, input_saved=input_saved and not (base_trains or job.method is Method.QLORA))
             if job.method is Method.DORA:
                 # (mag_norm_scale - 1) * base_result and mag_norm_scale * lora_result save both results
                 adds += e * lin.out_features + FP32 * lin.out_features
@@ -284,6 +281,29 @@ def _gemm_input_terms(
         else:
             replicated += adds
     return replicated, sharded
+
+
+def _lora_input_bytes(ctx: LayerContext, lin: Linear, *, input_saved: bool) -> int:
+    """What one adapted linear's LoRA branch saves per token (peft/tuners/lora/layer.py `Linear.forward`:
+    `lora_B(lora_A(dropout(x)))` after `x = self._cast_input_dtype(x, lora_A.weight.dtype)`).
+
+    lora_B saves lora_A's output (a·r, a = adapter dtype bytes). lora_A saves its input: a new tensor per
+    adapted linear when x is cast (adapter dtype != compute dtype: `x.to(dtype)`; under autocast lora_A runs
+    in bf16, a bf16 copy) or dropped (`nn.Dropout` with p > 0 returns a new tensor and saves its bool mask),
+    else the linear's own input x itself — one copy per distinct input, none when another saver already
+    keeps it (`input_saved` False: q/k/v share one normed input; o_proj's is the attention output)."""
+    job, e = ctx.job, ctx.e
+    amp = job.precision is Precision.AMP_BF16
+    a = 2 if amp else job.peft.adapter_bytes
+    dropout = job.peft.lora_dropout > 0
+    total = a * job.peft.lora_rank
+    if amp or a != e or dropout:
+        total += a * lin.in_features
+    elif input_saved:
+        total += e * lin.in_features
+    if dropout:
+        total += DROPOUT_MASK_BYTES * lin.in_features
+    return total
 
 
 def _mlp_terms(ctx: LayerContext, block: Block, *, base_trains: bool) -> int:

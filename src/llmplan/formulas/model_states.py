@@ -14,8 +14,11 @@ bytes per element follow the precision:
 
 States per trainable element and the step's temporaries: `formulas.optimizer`.
 
-PEFT (peft 0.21 `autocast_adapter_dtype=True`): adapters are kept in fp32 whatever the base dtype, so their
-weights, gradients and states take 4 bytes each and need no master copy. QLoRA: the frozen linears of the
+PEFT: adapters are kept in `job.peft.adapter_dtype` (peft 0.21 `autocast_adapter_dtype=True`: fp32 whatever
+the base dtype; the stack's default fills it, `llmplan.stacks`), so their weights, gradients and states take
+a = 4 (fp32) or 2 (bf16 / fp16) bytes each — torch's optimizers create their states like the parameter; fp32
+adapters need no master copy, 16-bit adapters under a master-weight precision (bf16-mixed: DeepSpeed's bf16
+engine casts the whole module, adapters included, and keeps fp32 masters) get fp32 masters and states. QLoRA: the frozen linears of the
 decoder blocks are NF4 (`formulas.quant.linear_weight_bytes`: 0.5 byte per weight + uint8 absmax per 64 + fp32
 per 256 absmax blocks under double quantization, Dettmers et al. 2023 section 3, ≈ 0.127 bit per weight of
 constants); embeddings, lm_head, norms, biases and routers stay in the 16-bit compute dtype.
@@ -95,8 +98,6 @@ WEIGHT_BYTES = {
 MIXED = frozenset({Precision.FP16_MIXED, Precision.BF16_MIXED, Precision.FP8_MIXED})
 """Precisions with an fp32 master copy of the trainable weights (Micikevicius et al. 2018, section 3.1)."""
 PURE_16 = frozenset({Precision.BF16, Precision.FP16})
-ADAPTER_BYTES = 4
-"""peft keeps adapter weights in fp32 (`autocast_adapter_dtype=True`, peft/tuners/tuners_utils.py)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -195,12 +196,16 @@ def model_states(
         st_d, st_e = round(t_d * fact) * s_bytes, round(t_e * fact) * s_bytes
     else:
         st_d, st_e = round(t_d * states_per), round(t_e * states_per)
-    # adapters: fp32 weights, gradients and states, no master
+    # adapters: weights and gradients in the adapter dtype; 16-bit adapters under a master-weight precision
+    # get fp32 masters and fp32 states like any 16-bit trainable weight, fp32 adapters are their own master
+    a_bytes = job.peft.adapter_bytes
+    a_master = master if a_bytes < 4 else 0
+    a_s = 4 if a_master else a_bytes
     if job.optimizer is Optimizer.ADAFACTOR:
-        a_states = adapter_factored * ADAPTER_BYTES
+        a_states = adapter_factored * a_s
     else:
-        a_states = round(adapter * state_bytes_per_elem(job.optimizer, ADAPTER_BYTES))
-    a_w = adapter * ADAPTER_BYTES
+        a_states = round(adapter * state_bytes_per_elem(job.optimizer, a_s))
+    a_w = adapter * a_bytes
 
     def shard(x: int, group: int, from_stage: int) -> int:
         return ceil_div(x, group) if stage_k >= from_stage else x
@@ -213,7 +218,7 @@ def model_states(
             * w
         )
         weights += persistent - ceil_div(persistent, n)
-    master_b = shard(m_d, n, 1) + shard(m_e, n_exp, 1)
+    master_b = shard(m_d + adapter * a_master, n, 1) + shard(m_e, n_exp, 1)
     grads = shard(g_d + a_w, n, 2) + shard(g_e, n_exp, 2)
     states = shard(st_d + a_states, n, 1) + shard(st_e, n_exp, 1)
     trainable_rank = shard(t_d + adapter, n, 1) + shard(t_e, n_exp, 1)
@@ -225,7 +230,7 @@ def model_states(
         step_grads = grads + min(st.ds_sub_group_elems, trainable_rank) * (4 + w)
     elif master:
         # the 16-bit gradients are cast to fp32 for the step on the masters, each freed once cast
-        step_grads = shard(t_d * 4 + a_w, n, 2) + shard(t_e * 4, n_exp, 2)
+        step_grads = shard(t_d * 4 + adapter * max(a_bytes, a_master), n, 2) + shard(t_e * 4, n_exp, 2)
     else:
         step_grads = grads
     widest = max(model.hidden_size, model.intermediate_size)

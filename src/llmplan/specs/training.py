@@ -164,6 +164,22 @@ class OffloadTarget(str, Enum):
     """NVMe through host buffers (ZeRO-Infinity, Rajbhandari et al. 2021)."""
 
 
+class AdapterDtype(str, Enum):
+    """Dtype of adapter weights, their gradients and optimizer states (`--adapter-dtype`; stacks differ, the
+    default of each is in `llmplan.stacks`)."""
+
+    FP32 = "fp32"
+    """peft's `autocast_adapter_dtype=True`: adapters upcast to fp32 whatever the base dtype."""
+    BF16 = "bf16"
+    """Adapters in bf16 (peft `autocast_adapter_dtype=False` on a bf16 base; torchtune's bf16 recipes)."""
+    FP16 = "fp16"
+    """Adapters in fp16 (peft `autocast_adapter_dtype=False` on an fp16 base)."""
+
+    @property
+    def bytes(self) -> int:
+        return 4 if self is AdapterDtype.FP32 else 2
+
+
 class Stack(str, Enum):
     """The training software that runs the step. Each stack's defaults (autocast, loss dtype, bucket sizes,
     prefetch, NCCL buffers, allocator settings) are data in `llmplan.stacks`; the estimate prints them."""
@@ -217,6 +233,9 @@ class PeftSpec:
     """Leaf names of the linears to adapt, or ("all-linear",) for every linear but the head (peft's rule)."""
     lora_dropout: float = 0.0
     """Dropout on the adapter input; > 0 saves a mask and a dropped copy of the input."""
+    adapter_dtype: AdapterDtype | None = None
+    """Adapter weights, gradients and states; None: the stack's default (`llmplan.stacks`), which the
+    estimate fills in."""
     num_virtual_tokens: int = 20
     """Prefix / prompt / p-tuning length."""
     encoder_hidden_size: int | None = None
@@ -231,6 +250,11 @@ class PeftSpec:
     """QLoRA double quantization of the absmax constants (Dettmers et al. 2023, section 3)."""
     quant_block_size: int = 64
     """QLoRA NF4 block size (bitsandbytes default 64)."""
+
+    @property
+    def adapter_bytes(self) -> int:
+        """Bytes per adapter weight, gradient and state element (fp32 when the stack has not filled it in)."""
+        return (self.adapter_dtype or AdapterDtype.FP32).bytes
 
     def __post_init__(self) -> None:
         _positive("lora_rank", self.lora_rank)

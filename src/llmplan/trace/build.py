@@ -52,6 +52,7 @@ MODEL_DTYPE = {
     Precision.FP16_MIXED: "float16",
 }
 """The dtype the model's weights are held in during the traced step, per precision."""
+HALF = {"bf16": "bfloat16", "fp16": "float16"}
 
 UNTRACEABLE_METHODS = {
     Method.ADAPTER_HOULSBY: "Houlsby adapters are not implemented in peft",
@@ -128,6 +129,9 @@ def check_job(job: TrainingJob) -> None:
         raise LlmplanError(
             "chunked_ce: chunked cross-entropy kernels are not part of transformers; not traced"
         )
+    dtype = job.peft.adapter_dtype  # peft builds adapters in fp32 or, without its upcast, the weights' dtype
+    if dtype is not None and dtype.bytes != 4 and MODEL_DTYPE[job.precision] != HALF[dtype.value]:
+        raise LlmplanError(f"adapter_dtype: {dtype.value} on {job.precision.value} weights is not traced")
     if job.activation_offload:
         raise LlmplanError("activation_offload: offloading saved activations to the host is not traced")
 
@@ -205,7 +209,7 @@ def prepare_training(model: Any, spec: ModelSpec, job: TrainingJob) -> Any:
     peft = require("peft")
     config = _peft_config(peft, spec, job)
     with fake_safe_module_moves():
-        model = peft.get_peft_model(model, config)
+        model = peft.get_peft_model(model, config, autocast_adapter_dtype=job.peft.adapter_bytes == 4)
     if method is Method.QLORA:
         _quantize_base_nf4(model, job)
     if job.recompute is Recompute.FULL and hasattr(model, "enable_input_require_grads"):
@@ -256,8 +260,7 @@ def fake_safe_module_moves() -> Iterator[None]:
 
 
 def _targets(job: TrainingJob) -> Any:
-    targets = job.peft.lora_targets
-    return "all-linear" if targets == ("all-linear",) else list(targets)
+    return "all-linear" if job.peft.lora_targets == ("all-linear",) else list(job.peft.lora_targets)
 
 
 def _peft_config(peft: Any, spec: ModelSpec, job: TrainingJob) -> Any:

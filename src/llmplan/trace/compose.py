@@ -123,6 +123,7 @@ def run_trace(
         model = build.build_model(spec, dtype=dtype, attention=attention, num_layers=num_layers)
         if training:
             model = build.prepare_training(model, spec, work)
+            step.cuda_dropout(model)
         if wrap is not None:
             model = wrap(model)
         tracker = Tracker()

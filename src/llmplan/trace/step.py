@@ -14,6 +14,7 @@ are copied back into the 16-bit weights and the fp32 gradients freed.
 from __future__ import annotations
 
 import contextlib
+import functools
 import importlib
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -270,3 +271,21 @@ def _tag_cache(tracker: Tracker, cache: Any) -> None:
             t = getattr(layer, name, None)
             if t is not None and hasattr(t, "untyped_storage"):
                 tracker.retag(t, Cat.KV_CACHE)
+
+
+def cuda_dropout(model: Any) -> None:
+    """Make every active `nn.Dropout` save what it saves on a CUDA device: a bool mask.
+
+    On CUDA `F.dropout` dispatches to the fused `native_dropout` (aten/src/ATen/native/Dropout.cpp
+    `is_fused_kernel_acceptable`: a CUDA input and 0 < p < 1), whose backward keeps a one-byte mask; on the CPU
+    it multiplies by a noise tensor of the input's dtype, which the multiplication saves (4 bytes per element
+    in fp32). The trace runs on the CPU and imitates the GPU, so dropout calls `native_dropout` itself.
+    """
+    torch = require("torch")
+    for module in model.modules():
+        if isinstance(module, torch.nn.Dropout) and 0 < module.p < 1:
+            module.forward = functools.partial(_native_dropout, torch, module)
+
+
+def _native_dropout(torch: Any, module: Any, x: Any) -> Any:
+    return torch.native_dropout(x, module.p, module.training)[0] if module.training else x

@@ -24,6 +24,7 @@ from typing import Any
 from llmplan.specs.inference import InferenceJob
 from llmplan.specs.model import ModelSpec
 from llmplan.specs.training import (
+    AdapterDtype,
     AttentionImpl,
     Method,
     OptimizerImpl,
@@ -65,6 +66,7 @@ _BASE = TrainingJob(
 )
 _LORA = PeftSpec(lora_rank=16, lora_alpha=32, lora_targets=("q_proj", "v_proj"))
 _ALL_LINEAR = PeftSpec(lora_rank=16, lora_alpha=32, lora_targets=("all-linear",))
+_BF16 = AdapterDtype.BF16
 _EAGER_ONLY = {"gemma2"}
 """transformers 5.23 refuses sdpa for Gemma 2 (attention logit soft-capping needs the eager path)."""
 _ATTN_TARGETS = {"gpt2": ("c_attn",), "phi3": ("qkv_proj",)}
@@ -192,6 +194,9 @@ def _cases() -> tuple[TraceCase, ...]:
             recompute=Recompute.FULL,
         ),
         _t("llama3-gqa-qlora-s2048", "llama3-gqa", method=qlora, seq_len=2048, peft=_ALL_LINEAR),
+        _t("llama-lora-dropout-all-linear", "llama", method=lora, peft=replace(_ALL_LINEAR, lora_dropout=0.05)),
+        _t("llama-lora-bf16-adapters", "llama", method=lora, peft=replace(_ALL_LINEAR, adapter_dtype=_BF16)),
+        _t("llama-lora-bf16-dropout", "llama", method=lora, peft=replace(_ALL_LINEAR, adapter_dtype=_BF16, lora_dropout=0.1)),
         _t("llama-dora-s1024", "llama", method=Method.DORA),
         _t(
             "llama-ia3-s1024",
