@@ -1,5 +1,5 @@
-"""The whole validation: every measured row with the peers, the full trace matrix; writes docs/accuracy.md
-and benchmarks/results/validation.json.
+"""The whole validation: every measured row with the peers, the full trace matrix; writes docs/accuracy.md,
+benchmarks/results/validation.json and the error bands every estimate carries (llmplan/catalog/error_bands.json).
 
 Acceptance (issue 3 item 7, issue 4 item 4): analytic vs trace median |error| <= 3 % and max <= 8 % on peak
 allocated memory over the matrix; analytic vs the fully specified measured rows median <= 10 % and
@@ -17,7 +17,7 @@ import platform
 import time
 from pathlib import Path
 
-from llmplan.validate import compare, report, trace_matrix
+from llmplan.validate import bands, compare, report, trace_matrix
 from llmplan.validate.stats import ErrorStats
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -69,6 +69,8 @@ def main() -> int:
         encoding="utf-8",
     )
 
+    band_rows = [r for c in measured if (r := bands.case_row(c.case, c.error_pct(bands.ANALYTIC))) is not None]
+    bands.write(band_rows, ROOT / "src" / "llmplan" / "catalog")
     measured_all = compare.overall(summary)
     result = {
         "date": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),

@@ -166,8 +166,10 @@ def choice_problem(
     return None
 
 
-def tight_headroom(headroom_bytes: int, capacity_bytes: int) -> str | None:
-    """A warning when a job fits with little room: headroom under 5 % of capacity or under 2 GiB.
+def tight_headroom(headroom_bytes: int, capacity_bytes: int, band_bytes: int = 0) -> str | None:
+    """A warning when a job fits with little room: headroom under 5 % of capacity, under 2 GiB, or under the
+    estimate's own expected error (`band_bytes`: p90 of |error| of measured jobs like it,
+    `llmplan.estimate.error_bands`) — then the measured figure may well not fit.
 
     What usually eats such a margin: allocator fragmentation beyond the modelled rounding, longer sequences in
     a variable-length batch than the one planned, and a second process (a notebook, a monitoring agent) on the
@@ -175,6 +177,11 @@ def tight_headroom(headroom_bytes: int, capacity_bytes: int) -> str | None:
     """
     if headroom_bytes < 0:
         return None
+    if headroom_bytes < band_bytes:
+        return (
+            f"fits, but tight: headroom {headroom_bytes / G:.2f} GiB is under the expected error of this "
+            f"estimate ({band_bytes / G:.2f} GiB, p90 of measured jobs like it)"
+        )
     if headroom_bytes < TIGHT_FRACTION * capacity_bytes or headroom_bytes < TIGHT_BYTES:
         return (
             f"fits, but tight: headroom {headroom_bytes / G:.2f} GiB is under 5 % of {capacity_bytes / G:.2f} "

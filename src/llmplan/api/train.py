@@ -13,12 +13,14 @@ from dataclasses import dataclass, fields
 
 from llmplan import catalog
 from llmplan.api import options as o
+from llmplan.breakdown import Term
 from llmplan.estimate.cost import CostEstimate, estimate_run
+from llmplan.estimate.error_bands import ErrorBand, device_band
 from llmplan.estimate.suggest import Suggestion, suggest
 from llmplan.estimate.time import TimeEstimate, estimate_time
 from llmplan.estimate.training import TrainingEstimate, estimate_training
 from llmplan.limits import tight_headroom
-from llmplan.schema import SuggestionOut, TrainOut
+from llmplan.schema import ErrorBandOut, SuggestionOut, TrainOut
 from llmplan.specs.hardware import Accelerator, Cluster
 from llmplan.specs.model import ModelSpec
 from llmplan.specs.training import (
@@ -155,12 +157,26 @@ class TrainResult:
     timing: TimeEstimate
     cost: CostEstimate | None
 
+    @property
+    def band(self) -> tuple[ErrorBand, Term] | None:
+        """The expected error of the device figure (`estimate.error_bands`)."""
+        est = self.run.estimate
+        return device_band(est.job, est.layout, est.device_bytes)
+
+    @property
+    def tight(self) -> str | None:
+        """"fits, but tight" (`limits.tight_headroom`, the error band included), else None."""
+        est, band = self.run.estimate, self.band
+        return tight_headroom(est.headroom_bytes, est.capacity_bytes, int(band[1].value) if band else 0)
+
     def out(self) -> TrainOut:
         """The `--json` document."""
-        est = self.run.estimate
-        warnings = tuple(w for w in (tight_headroom(est.headroom_bytes, est.capacity_bytes),) if w)
+        est, band = self.run.estimate, self.band
         shown = tuple(SuggestionOut.of(tip, cmd) for tip, cmd in self.tips)
-        return TrainOut.of(est, shown, warnings, time=self.timing, cost=self.cost)
+        doc = TrainOut.of(est, shown, (self.tight,) if self.tight else (), time=self.timing, cost=self.cost)
+        if band is None:
+            return doc
+        return doc.model_copy(update={"error_band": ErrorBandOut.of(*band, est.device_bytes)})
 
 
 def results(run: TrainRun, price: float | None, command: Callable[[Suggestion], str]) -> TrainResult:

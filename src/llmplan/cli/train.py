@@ -17,10 +17,11 @@ from llmplan.cli import train_command
 from llmplan.cli import train_time as tt
 from llmplan.cli._common import JsonOption, console, gib, print_json
 from llmplan.emit import Target
+from llmplan.estimate.error_bands import ErrorBand
 from llmplan.estimate.explain import explain_training
 from llmplan.estimate.suggest import Suggestion
 from llmplan.estimate.training import TrainingEstimate
-from llmplan.limits import TIGHT_BYTES, TIGHT_FRACTION, tight_headroom
+from llmplan.limits import TIGHT_BYTES, TIGHT_FRACTION
 from llmplan.loading import load_model
 from llmplan.specs.hardware import Cluster
 from llmplan.specs.training import (
@@ -129,14 +130,21 @@ def train(
     if json_out:
         print_json(res.out())
         return
-    _print(run.estimate, res.tips, run.cluster)
+    band = res.band
+    _print(run.estimate, res.tips, run.cluster, res.tight, band[0] if band else None)
     tt.print_time(res.timing, res.cost, run.network_note)
     if explain:
-        _print_explain(explain_training(run.estimate))
+        _print_explain(explain_training(run.estimate) + ((band[1],) if band else ()))
         tt.print_time_explain(res.timing)
 
 
-def _print(est: TrainingEstimate, tips: tuple[tuple[Suggestion, str], ...], cluster: Cluster) -> None:
+def _print(
+    est: TrainingEstimate,
+    tips: tuple[tuple[Suggestion, str], ...],
+    cluster: Cluster,
+    tight: str | None,
+    band: ErrorBand | None,
+) -> None:
     job, lay, mem = est.job, est.layout, est.memory
     title = (
         f"{est.model} on {est.accelerator}: {job.method.value}, {job.precision.value}, {job.optimizer.value} "
@@ -167,9 +175,10 @@ def _print(est: TrainingEstimate, tips: tuple[tuple[Suggestion, str], ...], clus
     console.print(table)
     phases = ", ".join(f"{p.phase.value} {gib(p.total)}" for p in est.phases)
     console.print(f"phases (allocated GiB, before overheads): {phases}")
-    tight = tight_headroom(est.headroom_bytes, est.capacity_bytes)
     verdict = ("FITS, but tight" if tight else "FITS") if est.fits else "DOES NOT FIT"
     console.print(f"{verdict}: headroom {gib(est.headroom_bytes)} GiB")
+    if band is not None:
+        console.print(f"device {band.describe(est.device_bytes)}", markup=False)
     if tight:
         console.print(f"warning: {tight}")
     if est.host_bytes or est.nvme_bytes:

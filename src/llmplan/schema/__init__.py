@@ -32,7 +32,7 @@ from llmplan.schema.records import (
     plain,
 )
 from llmplan.schema.serve import ServeLoadOut, ServeOut
-from llmplan.schema.train import ChangeOut, PhaseOut, SuggestionOut, TrainOut
+from llmplan.schema.train import ChangeOut, ErrorBandOut, PhaseOut, SuggestionOut, TrainOut
 
 __all__ = [
     "BreakdownOut",
@@ -56,6 +56,7 @@ __all__ = [
     "SCHEMA_VERSION",
     "ServeLoadOut",
     "ServeOut",
+    "ErrorBandOut",
     "SuggestionOut",
     "TermOut",
     "TraceOut",

@@ -6,7 +6,9 @@ from typing import Literal
 
 from pydantic import JsonValue
 
+from llmplan.breakdown import Term
 from llmplan.estimate.changes import Change
+from llmplan.estimate.error_bands import ErrorBand
 from llmplan.estimate.suggest import Suggestion
 from llmplan.estimate.training import TrainingEstimate
 from llmplan.formulas.activations import ActivationBreakdown
@@ -75,6 +77,33 @@ class SuggestionOut(Out):
         )
 
 
+class ErrorBandOut(Out):
+    """The error to expect (`llmplan.estimate.error_bands`): p90 of |error| of measured jobs like this one."""
+
+    counter: str
+    p90_pct: float
+    n: int
+    """Measured jobs behind the figure."""
+    group: str
+    """Which jobs: class and counter ("lora / reserved"), the class alone, or "all"."""
+    low_bytes: int
+    high_bytes: int
+    term: TermOut
+
+    @classmethod
+    def of(cls, band: ErrorBand, term: Term, estimate_bytes: int) -> ErrorBandOut:
+        width = int(term.value)
+        return cls(
+            counter="device",
+            p90_pct=band.p90_pct,
+            n=band.n,
+            group=band.group,
+            low_bytes=estimate_bytes - width,
+            high_bytes=estimate_bytes + width,
+            term=TermOut.of(term),
+        )
+
+
 class TrainOut(Envelope):
     """`llmplan train --json`: the busiest GPU of the job."""
 
@@ -108,7 +137,9 @@ class TrainOut(Envelope):
     """Combinations of changes that make the job fit, re-estimated, each with the command that reproduces it."""
     notes: tuple[str, ...]
     warnings: tuple[str, ...] = ()
-    """Fits, but tight (`llmplan.limits.tight_headroom`)."""
+    """Fits, but tight (`llmplan.limits.tight_headroom`, the error band included)."""
+    error_band: ErrorBandOut | None = None
+    """The device figure's expected error and the range it spans."""
     time: dict[str, JsonValue] | None = None
     """Step time and throughput (`estimate.time.TimeEstimate`: its parts are Terms)."""
     cost: dict[str, JsonValue] | None = None
