@@ -186,7 +186,7 @@ def _print(
     if tips:
         console.print(
             f"what fits instead (re-estimated, none tight: headroom >= {TIGHT_FRACTION:.0%} and "
-            f">= {gib(TIGHT_BYTES)} GiB; changes that keep the method first):"
+            f">= {gib(TIGHT_BYTES)} GiB and >= the error band; changes that keep the method first):"
         )
     for tip, command in tips:
         host = f", host RAM {gib(tip.host_bytes)} GiB per GPU" if tip.host_bytes else ""

@@ -27,6 +27,7 @@ from llmplan.estimate.changes import (
     combinations,
     dominates,
 )
+from llmplan.estimate.error_bands import device_band
 from llmplan.estimate.training import Phase, TrainingEstimate, estimate_training
 from llmplan.estimate.validation import problems
 from llmplan.limits import tight_headroom
@@ -114,8 +115,10 @@ def suggest(
 
 def fits_with_margin(est: TrainingEstimate) -> bool:
     """True when the estimate fits with room to spare: not tight by `llmplan.limits.tight_headroom` (headroom
-    at least TIGHT_FRACTION of the device and TIGHT_BYTES)."""
-    return est.fits and tight_headroom(est.headroom_bytes, est.capacity_bytes) is None
+    at least TIGHT_FRACTION of the device, TIGHT_BYTES and the estimate's error band)."""
+    band = device_band(est.job, est.layout, est.device_bytes)
+    width = int(band[1].value) if band else 0
+    return est.fits and tight_headroom(est.headroom_bytes, est.capacity_bytes, width) is None
 
 
 def method_level(moves: tuple[Move, ...]) -> int:
