@@ -177,16 +177,16 @@ def tight_headroom(headroom_bytes: int, capacity_bytes: int, band_bytes: int = 0
     """
     if headroom_bytes < 0:
         return None
-    if headroom_bytes < band_bytes:
-        return (
-            f"fits, but tight: headroom {headroom_bytes / G:.2f} GiB is under the expected error of this "
-            f"estimate ({band_bytes / G:.2f} GiB, p90 of measured jobs like it)"
-        )
     if headroom_bytes < TIGHT_FRACTION * capacity_bytes or headroom_bytes < TIGHT_BYTES:
         return (
             f"fits, but tight: headroom {headroom_bytes / G:.2f} GiB is under 5 % of {capacity_bytes / G:.2f} "
             "GiB or under 2 GiB; fragmentation, longer sequences in a variable-length batch or a second "
             "process on the GPU usually eat such a margin"
+        )
+    if headroom_bytes < band_bytes:
+        return (
+            f"fits, but tight: headroom {headroom_bytes / G:.2f} GiB is under the expected error of this "
+            f"estimate ({band_bytes / G:.2f} GiB, p90 of measured jobs like it)"
         )
     return None
 
