@@ -266,3 +266,13 @@ def test_readme_command_starts_the_server_on_loopback():
     finally:
         proc.terminate()
         proc.wait(timeout=20)
+
+
+def test_worker_processes_give_the_same_answers(client):
+    """`llmplan web --workers N` computes in other processes: same bytes, same errors."""
+    body = {"model": "llama-3.2-1b", "micro_batch": 4, "method": "lora"}
+    with TestClient(create_app(workers=1)) as c:
+        assert c.post("/api/train", json=body).content == client.post("/api/train", json=body).content
+        assert c.post("/api/charts/serve", json={"model": "llama-3.2-1b"}).json()["command"] == "serve"
+        bad = c.post("/api/train", json={"model": "llama-3.2-1b", "seq_len": 0})
+        assert bad.status_code == 400 and bad.json()["field"] == "seq_len"

@@ -13,6 +13,9 @@ from llmplan.errors import LlmplanError, SpecError
 
 DEFAULT_PORT = 8000
 DEFAULT_HOST = "127.0.0.1"
+DEFAULT_WORKERS = 2
+"""One per core of the 2-core machines this was measured on (docs/web.md)."""
+MAX_WORKERS = 64
 
 
 def _loopback(host: str) -> bool:
@@ -35,11 +38,16 @@ def web(
     cors: Annotated[
         str | None, typer.Option("--cors", help="One origin allowed to call the API from another site.")
     ] = None,
+    workers: Annotated[
+        int, typer.Option("--workers", help="Processes that compute estimates (0: the server process).")
+    ] = DEFAULT_WORKERS,
 ) -> None:
     """Serve the page (memory, time, KV-cache and plan charts that follow the controls) and the JSON API
     (/api/train, /api/serve, /api/plan, /api/emit, /api/models, /api/gpus; OpenAPI docs at /docs)."""
     if not 0 <= port <= 65535:
         raise SpecError("--port", f"{port} is out of range (allowed: 0 to 65535)")
+    if not 0 <= workers <= MAX_WORKERS:
+        raise SpecError("--workers", f"{workers} is out of range (allowed: 0 to {MAX_WORKERS})")
     if cors is not None and not cors.startswith(("http://", "https://")):
         raise SpecError("--cors", f"{cors!r} is not an origin (allowed: http://host[:port] or https://...)")
     try:
@@ -50,7 +58,7 @@ def web(
         raise LlmplanError(
             f"llmplan web needs the web extra ({exc.name} is not installed): pip install 'llmplan[web]'"
         ) from None
-    app = create_app(allow_hub=allow_hub, cors_origin=cors)
+    app = create_app(allow_hub=allow_hub, cors_origin=cors, workers=workers)
     if not _loopback(host):
         print(f"warning: --host {host} makes the planner reachable from other machines", file=sys.stderr)
     shown = f"[{host}]" if ":" in host else host

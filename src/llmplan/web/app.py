@@ -32,6 +32,7 @@ from llmplan.schema import GpusOut, ModelsOut, dump
 from llmplan.units import MIB
 from llmplan.web import requests as rq
 from llmplan.web import service as sv
+from llmplan.web.pool import compute as compute_group
 
 MAX_BODY_BYTES = 1 * MIB
 """Largest request body (an uploaded config.json is at most loading.MAX_CONFIG_BYTES of text; real ones are
@@ -138,9 +139,10 @@ def _busy(_: Request, exc: sv.PlanBusy) -> JSONResponse:
     return JSONResponse(doc, status_code=503, headers={"retry-after": "5"})
 
 
-def create_app(*, allow_hub: bool = False, cors_origin: str | None = None) -> FastAPI:
+def create_app(*, allow_hub: bool = False, cors_origin: str | None = None, workers: int = 0) -> FastAPI:
     """The app; `allow_hub` lets `model` be a hub id (config.json fetched); `cors_origin` is the one origin
-    allowed to call the API from another site."""
+    allowed to call the API from another site; `workers` > 0 computes estimates in that many worker
+    processes (web/pool.py), 0 in the server process."""
     app = FastAPI(
         title="llmplan",
         summary="Memory per GPU, time, cost and layouts of LLM training and serving: the CLI's API.",
@@ -153,22 +155,27 @@ def create_app(*, allow_hub: bool = False, cors_origin: str | None = None) -> Fa
     worker = sv.PlanWorker(allow_hub)
     app.state.cache, app.state.plan_worker = cache, worker
     app.router.on_shutdown.append(worker.close)
+    pool = None
+    if workers > 0:
+        from llmplan.web.pool import Workers
+
+        pool = Workers(workers, allow_hub)
+        app.router.on_shutdown.append(pool.close)
     models_json = dump(ModelsOut(models=catalog_models())).encode()
     gpus_json = dump(GpusOut(gpus=tuple(catalog.accelerators()))).encode()
 
     def cached(kind: str, req: rq.ModelRef, compute: Any) -> Response:
         base = kind.removeprefix("charts-")
         names = (base,) if base == "emit" else (base, f"charts-{base}")
-        hit = cache.answer(kind, names, req.model_dump_json(), compute, serial=base != "plan")
+        serial = base != "plan" and pool is None  # the plan worker and the pool are other processes
+        hit = cache.answer(kind, names, req.model_dump_json(), compute, serial=serial)
         return Response(hit.body, status_code=hit.status, media_type=JSON)
 
     def train_pair(req: rq.ModelRef) -> dict[str, bytes]:
-        out, charts = sv.train_answers(req, allow_hub)
-        return {"train": out, "charts-train": charts}
+        return pool.run("train", req) if pool is not None else compute_group("train", req, allow_hub)
 
     def serve_pair(req: rq.ModelRef) -> dict[str, bytes]:
-        out, charts = sv.serve_answers(req, allow_hub)
-        return {"serve": out, "charts-serve": charts}
+        return pool.run("serve", req) if pool is not None else compute_group("serve", req, allow_hub)
 
     def plan_pair(req: rq.ModelRef) -> dict[str, bytes]:
         status, out, charts = worker.run(req.model_dump_json())
@@ -189,7 +196,7 @@ def create_app(*, allow_hub: bool = False, cors_origin: str | None = None) -> Fa
         return Response(gpus_json, media_type=JSON)
 
     def emit_one(req: rq.ModelRef) -> dict[str, bytes]:
-        return {"emit": sv.emit_answer(req, allow_hub)}
+        return pool.run("emit", req) if pool is not None else compute_group("emit", req, allow_hub)
 
     routes = (
         ("train", rq.TrainRequest, train_pair, "llmplan train --json"),
