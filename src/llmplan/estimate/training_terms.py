@@ -314,7 +314,7 @@ def count_terms(x: TermInputs, params: int) -> tuple[Term, ...]:
             x.inv.total,
             Unit.COUNT,
             f"tp {layout.tp}, pp {layout.pp} (stage {x.stage}), ep {layout.ep}: {x.inv.total:,} of {params:,}",
-            "formulas/model_states.py rank_inventory (Megatron column/row splits, Shoeybi et al. 2019 §3)",
+            "formulas/inventory.py rank_inventory (Megatron column/row splits, Shoeybi et al. 2019 §3)",
         ),
         Term(
             "trainable_params",
