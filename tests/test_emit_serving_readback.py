@@ -140,3 +140,42 @@ def test_a_partial_file_keeps_the_other_options(capsys, tmp_path) -> None:
     )
     code2, got, _ = run(capsys, "serve", "llama-3.1-8b", "--from", str(path), "--json")
     assert (code, code2) == (0, 0) and got == want
+
+
+SGLANG_ROUND_TRIPS = {name: args for name, args in ROUND_TRIPS.items() if name != "8b-fp8-kv"} | {
+    "8b-fp8-weights-and-kv": ["llama-3.1-8b", "--quant", "fp8", "--kv-dtype", "fp8", "--context", "8192"]
+}
+
+
+@pytest.mark.parametrize("name", SGLANG_ROUND_TRIPS)
+def test_sglang_line_read_back_is_the_same_estimate(capsys, tmp_path, name: str) -> None:
+    args = SGLANG_ROUND_TRIPS[name]
+    code, want, _ = run(capsys, "serve", *args, "--engine", "sglang", "--json")
+    assert code == 0
+    code, text, _ = run(capsys, "serve", *args, "--emit", "sglang")
+    assert code == 0 and text.startswith("#!/bin/sh\n")
+    path = tmp_path / "sglang.sh"
+    path.write_text(text)
+    code, got, err = run(capsys, "serve", *kept(args), "--from", str(path), "--json")
+    assert (code, err) == (0, "")
+    assert got == want
+
+
+SGLANG_BAD = {
+    "unknown flag": ("--speculative-algorithm EAGLE", "key 'speculative_algorithm': is not read"),
+    "bad int": ("--tp-size four", "key 'tp_size': 'four' is not an integer"),
+    "mixed chunk": ("--enable-mixed-chunk", "key 'enable_mixed_chunk': is not modelled"),
+    "dp": ("--dp-size 2", "key 'dp_size': 2 replicas"),
+    "kv dtype": ("--kv-cache-dtype fp8_e5m2", "key 'kv_cache_dtype': 'fp8_e5m2' is not read"),
+    "graph size": ("--cuda-graph-max-bs 7", "key 'cuda_graph_max_bs': 7 is not modelled"),
+}
+
+
+@pytest.mark.parametrize("name", SGLANG_BAD)
+def test_an_unreadable_sglang_line_names_the_key(capsys, tmp_path, name: str) -> None:
+    flags, message = SGLANG_BAD[name]
+    path = tmp_path / "sglang.sh"
+    path.write_text(f"#!/bin/sh\npython -m sglang.launch_server --model-path m {flags}\n")
+    code, out, err = run(capsys, "serve", "llama-3.1-8b", "--from", str(path))
+    assert (code, out) == (2, "")
+    assert err.startswith("error: --from: ") and message in err, err

@@ -18,6 +18,7 @@ from llmplan import catalog
 from llmplan.cli._common import gib, write_output
 from llmplan.emit import LaunchConfig, ServeTarget, read_error
 from llmplan.emit import sglang as sglang_emit
+from llmplan.emit import trtllm as trtllm_emit
 from llmplan.emit import vllm as vllm_emit
 from llmplan.emit.serving import ServePlan
 from llmplan.errors import SpecError
@@ -27,7 +28,11 @@ from llmplan.specs.engines import ServingEngine, engine_defaults
 from llmplan.specs.hardware import Accelerator
 from llmplan.specs.inference import InferenceJob, KvDtype, QuantFormat
 
-ENGINE_OF = {ServeTarget.VLLM: ServingEngine.VLLM, ServeTarget.SGLANG: ServingEngine.SGLANG}
+ENGINE_OF = {
+    ServeTarget.VLLM: ServingEngine.VLLM,
+    ServeTarget.SGLANG: ServingEngine.SGLANG,
+    ServeTarget.TRTLLM: ServingEngine.TRTLLM,
+}
 
 
 def engine_model(ref: str) -> str:
@@ -78,10 +83,13 @@ def write(
 def launch(target: ServeTarget, plan: ServePlan) -> LaunchConfig:
     if target is ServeTarget.VLLM:
         return vllm_emit.launch(plan)
-    return sglang_emit.launch(plan)
+    if target is ServeTarget.SGLANG:
+        return sglang_emit.launch(plan)
+    return trtllm_emit.launch(plan)
 
 
-def _load(path: Path) -> tuple[dict[str, Any], str]:
+def _load(path: Path) -> tuple[dict[str, Any], str, ServingEngine]:
+    """The file's settings under vLLM's EngineArgs names (an SGLang line mapped), its name and its engine."""
     name = str(path)
     try:
         text = path.read_text(encoding="utf-8")
@@ -94,47 +102,57 @@ def _load(path: Path) -> tuple[dict[str, Any], str]:
             "--from", f"{name}: not UTF-8 text (allowed: a vLLM YAML or vllm serve line)"
         ) from None
     body = [ln for ln in text.splitlines() if ln.strip() and not ln.lstrip().startswith("#")]
+    line = " ".join(ln.rstrip("\\") for ln in body)
     if body and body[0].lstrip().startswith("vllm "):
-        return vllm_emit.parse_command(" ".join(ln.rstrip("\\") for ln in body), name), name
+        return vllm_emit.read(vllm_emit.parse_command(line, name), name), name, ServingEngine.VLLM
+    if body and body[0].lstrip().startswith("python -m sglang"):
+        values = sglang_emit.as_vllm(sglang_emit.read_command(line, name), name)
+        return values, name, ServingEngine.SGLANG
     try:
         data = yaml.safe_load(text)
     except yaml.YAMLError as exc:
         raise SpecError("--from", f"{name}: not YAML ({exc}) (allowed: a vLLM YAML)") from None
     if not isinstance(data, dict):
         raise read_error(name, "(top level)", "is not a mapping (allowed: a vLLM --config YAML)")
-    return data, name
+    return vllm_emit.read(data, name), name, ServingEngine.VLLM
 
 
 def params(path: Path, given: dict[str, Any], context_of: Any) -> dict[str, Any]:
     """`given` (the `serve` parameters) with the file's values put in, and `from_file` cleared."""
-    data, name = _load(path)
-    v = vllm_emit.read(data, name)
-    out: dict[str, Any] = {**given, "from_file": None, "engine": ServingEngine.VLLM}
+    v, name, engine = _load(path)
+    labels = sglang_emit.LABELS if engine is ServingEngine.SGLANG else {}
+
+    def label(k: str) -> str:  # the file's own spelling of a setting in messages
+        return labels.get(k, k)
+
+    out: dict[str, Any] = {**given, "from_file": None, "engine": engine}
     tp = out["tp"] = v.get("tensor_parallel_size", given["tp"])
     out["pp"] = v.get("pipeline_parallel_size", given["pp"])
     if v.get("data_parallel_size", 1) != 1:
         raise read_error(
-            name, "data_parallel_size", f"{v['data_parallel_size']} replicas: the estimate is one (allowed: 1; "
+            name, label("data_parallel_size"), f"{v['data_parallel_size']} replicas: the estimate is one (allowed: 1; "
             "--target-rate sizes the replicas)",
         )  # fmt: skip
     if "enable_expert_parallel" in v:
         out["ep"] = tp if v["enable_expert_parallel"] else 1
+    if "ep_size" in v:
+        out["ep"] = v["ep_size"]
     out |= _formats(v, name, out)
     if "max_model_len" in v:
         loaded = given["input_len"] is not None or given["output_len"] is not None
         need = context_of(given["input_len"], given["output_len"]) if loaded else None
         if need is not None and v["max_model_len"] != need:
             raise read_error(
-                name, "max_model_len", f"{v['max_model_len']} is not the workload's longest request {need} "
+                name, label("max_model_len"), f"{v['max_model_len']} is not the workload's longest request {need} "
                 f"(allowed: {need}, or leave --input-len / --output-len out)",
             )  # fmt: skip
         out["context"] = v["max_model_len"]
     if v.get("enable_prefix_caching") is False and given["prefix_hit_rate"] > 0:
         raise read_error(
-            name, "enable_prefix_caching", f"false, but --prefix-hit-rate is {given['prefix_hit_rate']} "
+            name, label("enable_prefix_caching"), f"turns prefix caching off, but --prefix-hit-rate is {given['prefix_hit_rate']} "
             "(allowed: true, or --prefix-hit-rate 0)",
         )  # fmt: skip
-    defaults = engine_defaults(ServingEngine.VLLM, catalog.accelerator(given["gpu"]), tp)
+    defaults = engine_defaults(engine, catalog.accelerator(given["gpu"]), tp)
     for key, option, setting in (
         ("gpu_memory_utilization", "gpu_memory_utilization", "memory_fraction"),
         ("block_size", "block_size", "block_size"),
@@ -149,7 +167,7 @@ def params(path: Path, given: dict[str, Any], context_of: Any) -> dict[str, Any]
     graphs = defaults.cuda_graph_max_batch.value
     if v.get("max_cudagraph_capture_size", graphs) != graphs:
         raise read_error(
-            name, "max_cudagraph_capture_size", f"{v['max_cudagraph_capture_size']} is not modelled (allowed: "
+            name, label("max_cudagraph_capture_size"), f"{v['max_cudagraph_capture_size']} is not modelled (allowed: "
             f"{graphs}, vLLM's default the estimate uses)",
         )  # fmt: skip
     return out

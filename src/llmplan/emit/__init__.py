@@ -10,7 +10,7 @@ plan the target cannot express with an `EmitError` naming the target and the set
   `read_peft` reads one back;
 - `accelerate`: the `accelerate launch --config_file` YAML (FSDP, DeepSpeed plugin, DDP), read back too;
 - serving (`llmplan serve --emit`): `vllm` (EngineArgs YAML + `vllm serve` line, read back by `serve --from`),
-  `sglang` (ServerArgs flags), each from `serving.ServePlan`, the settings the serving estimate resolved.
+  `sglang` (ServerArgs flags), `trtllm` (trtllm-serve options + YAML), each from `serving.ServePlan`, the settings the serving estimate resolved.
 """
 
 from __future__ import annotations
@@ -38,7 +38,9 @@ class ServeTarget(str, Enum):
     VLLM = "vllm"
     """`vllm serve MODEL --config vllm.yaml` (EngineArgs fields) and the same arguments as flags."""
     SGLANG = "sglang"
-    """`python -m sglang.launch_server` arguments (ServerArgs fields) as flags and a YAML."""
+    """`python -m sglang.launch_server` arguments (ServerArgs fields) as a shell script."""
+    TRTLLM = "trtllm"
+    """`trtllm-serve MODEL` options and its --config (extra_llm_api_options) YAML."""
 
 
 class EmitError(LlmplanError):
